@@ -152,7 +152,11 @@ export function mulberry32(seed: number): () => number {
  * Build a full (unpadded) batch of `batch` rows of `seqLen` tokens: [CLS] + seqLen − 2 ids + [SEP].
  * Real ids are read round-robin from the concatenated `sequences`; synthetic ones are seeded random.
  */
-export function makeBenchBatch(inputs: BenchInputs, seqLen: number, batch: number): FlatBatch {
+export function makeBenchBatch(
+  inputs: BenchInputs,
+  seqLen: number,
+  batch: number,
+): FlatBatch & { ids: Int32Array; mask: Int32Array } {
   if (seqLen < 2) throw new RangeError(`seqLen must be >= 2 (room for [CLS] and [SEP]), got ${seqLen}`);
   const ids = new Int32Array(batch * seqLen);
   const mask = new Int32Array(batch * seqLen).fill(1);
