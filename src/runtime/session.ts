@@ -210,7 +210,16 @@ export class NerSession {
       else fillWords(words, stride, inp.role, batch, n, seqLen);
       feeds[inp.name] = new ort.Tensor(inp.type, data, [b, seqLen]);
     }
-    const results = await this.session.run(feeds, [this.logitsName]);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(feeds, [this.logitsName]);
+    } catch (e) {
+      throw new GraphError(`onnxruntime failed on a batch of ${b} × ${seqLen} tokens: ${firstLine(e instanceof Error ? e.message : String(e))}`, {
+        file: this.onnxPath,
+        hint: `if the model supports fewer than ${seqLen} tokens (position embeddings), pass a smaller --max-length`,
+        cause: e,
+      });
+    }
     const out = results[this.logitsName] as ort.Tensor;
     const dims = out.dims;
     if (out.type !== 'float32' || dims.length !== 3 || dims[0] !== b || dims[1] !== seqLen) {
