@@ -1619,6 +1619,24 @@ export function findAttentionBlocks(model: onnx.IModelProto): AttentionReport {
   return { blocks, failures, problems: failures.map(formatFailure) };
 }
 
+/** Every LayerNorm in the graph (LayerNormalization nodes and PyTorch's decomposed form), in graph order. */
+export function findLayerNorms(model: onnx.IModelProto): LayerNormRef[] {
+  if (!model.graph) return [];
+  const g = new GraphView(model.graph);
+  const m = new Matcher(g, defaultOpset(model));
+  const seen = new Set<string>();
+  const out: LayerNormRef[] = [];
+  for (const n of g.nodes) {
+    if (n.opType !== 'LayerNormalization' && n.opType !== 'ReduceMean') continue;
+    const x = n.input?.[0];
+    if (!x || seen.has(x)) continue;
+    seen.add(x);
+    const ln = m.layerNormAt(x);
+    if (ln) out.push(ln);
+  }
+  return out;
+}
+
 function formatFailure(f: AttentionFailure): string {
   return `${f.layer !== undefined ? `layer ${f.layer}: ` : ''}node ${f.node}: ${f.message}`;
 }
