@@ -78,13 +78,7 @@ function mustParse(tag: string, where: string): ParsedTag {
 export function detectScheme(labels: readonly string[]): LabelScheme {
   const prefixes = new Set<string>();
   labels.forEach((l, i) => prefixes.add(mustParse(l, `label ${i}`).prefix));
-  let scheme: LabelScheme;
-  if (prefixes.has('L') || prefixes.has('U')) scheme = 'BILOU';
-  else if (prefixes.has('M')) scheme = 'BMES';
-  else if (prefixes.has('E') || prefixes.has('S')) scheme = prefixes.has('B') || prefixes.has('S') ? 'BIOES' : 'IOE2';
-  else if (prefixes.has('B')) scheme = 'BIO';
-  else if (prefixes.has('I')) scheme = 'IO';
-  else scheme = 'BIO';
+  const scheme = schemeOfPrefixes(prefixes);
   const allowed = SCHEME_PREFIXES[scheme];
   for (const l of labels) {
     const p = parseTag(l) as ParsedTag;
@@ -95,6 +89,19 @@ export function detectScheme(labels: readonly string[]): LabelScheme {
     }
   }
   return scheme;
+}
+
+/**
+ * The scheme a set of prefixes points to (the detection rule of `detectScheme`, without checking that every
+ * prefix fits it; `SCHEME_PREFIXES[scheme]` says which do).
+ */
+export function schemeOfPrefixes(prefixes: ReadonlySet<string>): LabelScheme {
+  if (prefixes.has('L') || prefixes.has('U')) return 'BILOU';
+  if (prefixes.has('M')) return 'BMES';
+  if (prefixes.has('E') || prefixes.has('S')) return prefixes.has('B') || prefixes.has('S') ? 'BIOES' : 'IOE2';
+  if (prefixes.has('B')) return 'BIO';
+  if (prefixes.has('I')) return 'IO';
+  return 'BIO';
 }
 
 /** Whether `scheme` can read label names whose prefixes are `prefixes`. */
