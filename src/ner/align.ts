@@ -28,19 +28,14 @@ type Role = 'begin' | 'inside' | 'end' | 'single';
 
 /** For each token, the index (into `entities`) of the entity its first character lies in, or -1. */
 function membership(entities: readonly Span[], tokens: readonly Token[]): number[] {
-  const order = entities.map((_, i) => i).sort((a, b) => entities[a].start - entities[b].start);
+  const order = entities.map((_, i) => i).sort((a, b) => entities[a].start - entities[b].start || entities[a].end - entities[b].end);
   const member = new Array<number>(tokens.length).fill(-1);
+  // token starts never decrease and entities do not overlap (data.ts checks), so one pass over both suffices
+  let j = 0;
   for (let k = 0; k < tokens.length; k++) {
     const s = tokens[k].start;
-    // entities do not overlap (data.ts checks), so at most one contains s; a linear scan keeps this simple
-    for (const i of order) {
-      const e = entities[i];
-      if (e.start > s) break;
-      if (s < e.end) {
-        member[k] = i;
-        break;
-      }
-    }
+    while (j < order.length && entities[order[j]].end <= s) j++;
+    if (j < order.length && entities[order[j]].start <= s) member[k] = order[j];
   }
   return member;
 }

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
+import { tokenTagIds } from '../../src/ner/align.js';
 import { tagsToEntities } from '../../src/ner/decode.js';
 import { extractChunks, LabelSet } from '../../src/ner/labels.js';
+import { parseVocab, WordPieceTokenizer } from '../../src/ner/tokenizer.js';
 import type { CrfParams, Token } from '../../src/ner/types.js';
 import { argmaxDecode, pathScore, viterbiDecode } from '../../src/ner/viterbi.js';
 import { defaultOverlap, mergeWindows, ownerWindow, planWindows } from '../../src/ner/windows.js';
@@ -13,6 +15,7 @@ interface Golden {
   viterbi: Array<{ emissions: number[][]; transitions: number[][]; start: number[]; end: number[]; path: number[] }>;
   bio_spans: Array<{ tags: string[]; chunks: Array<[number, number, string]> }>;
   word_spans: Array<{ tokens: Array<[number, number, number]>; tags: string[]; spans: Array<[number, number, string]> }>;
+  encode: Array<{ text: string; entities: Array<{ start: number; end: number; type: string }>; tags: string[] }>;
 }
 const golden = JSON.parse(readFileSync(new URL('fixtures/core_golden.json', import.meta.url), 'utf8')) as Golden;
 
@@ -118,5 +121,21 @@ describe('chunks and spans vs bert_ner.py bio_spans and train_teacher.py predict
         .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       expect(got).toEqual(c.spans);
     }
+  });
+});
+
+describe('tokenTagIds vs train_teacher.py encode', () => {
+  it(`same gold BIO label per token (${golden.encode.length} sentences, some entities starting mid-word)`, () => {
+    const vocab = parseVocab(readFileSync(new URL('../../fixtures/tokenizer/vocab.txt', import.meta.url), 'utf8'));
+    const tok = WordPieceTokenizer.fromVocab(vocab, { do_lower_case: true });
+    const labels = new LabelSet(['O', 'B-PER', 'I-PER', 'B-LOC', 'I-LOC', 'B-ORG', 'I-ORG']);
+    let midWord = 0;
+    for (const c of golden.encode) {
+      const tokens = tok.tokenize(c.text);
+      const got = labels.names(tokenTagIds({ text: c.text, entities: c.entities }, tokens, labels));
+      expect(got, c.text).toEqual(c.tags);
+      midWord += tokens.filter((t, k) => k > 0 && tokens[k - 1].word === t.word && c.entities.some((e) => e.start === t.start)).length;
+    }
+    expect(midWord).toBeGreaterThan(10); // the B- → I- demotion is exercised
   });
 });
