@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GraphError } from '../../src/errors.js';
-import { Predictor } from '../../src/runtime/predict.js';
+import { Predictor, type TextEmissions } from '../../src/runtime/predict.js';
 import { NerSession } from '../../src/runtime/session.js';
 import { tinyFolder, tinyReference } from './helpers/tiny.js';
 
@@ -115,7 +115,7 @@ describe('windows, batching and decoding', () => {
   it('gives the same logits whatever the batching', async () => {
     const folder = tinyFolder('bmes-op12-nobias');
     const texts = [longText, '在法院', '', '这些年来，人大的威信在逐年提高。', longText.slice(5, 40), 'ＡＰＥＣ秘书处'];
-    const runs = [];
+    const runs: TextEmissions[][] = [];
     for (const opts of [{ batchSize: 32 }, { batchSize: 1 }, { batchSize: 3, maxBatchTokens: 60 }, { chunkTexts: 2 }]) {
       const p = await Predictor.open(folder, { ...opts, windowSize: 16 });
       runs.push(await p.emissions(texts));
