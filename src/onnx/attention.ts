@@ -14,6 +14,8 @@
  */
 import type { onnx } from 'onnx-proto';
 import { GraphError } from '../errors.js';
+import type Long from 'long';
+import { dimsOf, elementCount, EXTERNAL, tensorToNumbers, toNumber } from './tensor.js';
 
 // ----------------------------------------------------------------------------------------- types
 
@@ -271,130 +273,32 @@ export interface AttentionReport {
 
 type Node = onnx.INodeProto;
 type Tensor = onnx.ITensorProto;
-type LongLike = number | { toNumber(): number };
+type LongLike = number | Long;
 
-/** ONNX TensorProto.DataType values used here. */
-const DT = {
-  FLOAT: 1,
-  UINT8: 2,
-  INT8: 3,
-  UINT16: 4,
-  INT16: 5,
-  INT32: 6,
-  INT64: 7,
-  BOOL: 9,
-  FLOAT16: 10,
-  DOUBLE: 11,
-  UINT32: 12,
-  UINT64: 13,
-  BFLOAT16: 16,
-} as const;
-
-export function toNum(v: LongLike | null | undefined): number {
-  if (v === null || v === undefined) return 0;
-  return typeof v === 'number' ? v : v.toNumber();
-}
-
-function float16ToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
-
-/** Element count of a tensor (1 for a scalar). */
-export function tensorElements(t: Tensor): number {
-  return (t.dims ?? []).reduce<number>((a, d) => a * toNum(d), 1);
-}
-
-export function tensorDims(t: Tensor): number[] {
-  return (t.dims ?? []).map(toNum);
+/** A protobuf int64 as a number; "to the end" sentinels such as INT64_MAX saturate. */
+function num(v: LongLike | null | undefined): number {
+  return v === null || v === undefined ? 0 : toNumber(v, { clamp: true });
 }
 
 /**
- * The values of a small numeric tensor (raw_data or typed fields), or undefined when it is external,
- * a string, or has more than `max` elements.
+ * The values of a small numeric tensor, or undefined when it is external, not numeric, or has more
+ * than `max` elements.
  */
-export function smallTensorValues(t: Tensor, max = 4096): number[] | undefined {
-  const n = tensorElements(t);
+function smallValues(t: Tensor, max: number): number[] | undefined {
+  if (t.dataLocation === EXTERNAL) return undefined;
+  let n: number;
+  try {
+    n = elementCount(dimsOf(t));
+  } catch {
+    return undefined;
+  }
   if (n > max) return undefined;
-  if (t.dataLocation === 1) return undefined; // EXTERNAL
-  const dt = t.dataType ?? 0;
-  const raw = t.rawData;
-  if (raw && raw.length > 0) {
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const out: number[] = [];
-    const read = (size: number, f: (off: number) => number): number[] | undefined => {
-      if (raw.byteLength < n * size) return undefined;
-      for (let i = 0; i < n; i++) out.push(f(i * size));
-      return out;
-    };
-    switch (dt) {
-      case DT.FLOAT:
-        return read(4, (o) => view.getFloat32(o, true));
-      case DT.DOUBLE:
-        return read(8, (o) => view.getFloat64(o, true));
-      case DT.INT32:
-        return read(4, (o) => view.getInt32(o, true));
-      case DT.UINT32:
-        return read(4, (o) => view.getUint32(o, true));
-      case DT.INT64:
-        return read(8, (o) => Number(view.getBigInt64(o, true)));
-      case DT.UINT64:
-        return read(8, (o) => Number(view.getBigUint64(o, true)));
-      case DT.INT16:
-        return read(2, (o) => view.getInt16(o, true));
-      case DT.UINT16:
-        return read(2, (o) => view.getUint16(o, true));
-      case DT.INT8:
-        return read(1, (o) => view.getInt8(o));
-      case DT.UINT8:
-      case DT.BOOL:
-        return read(1, (o) => view.getUint8(o));
-      case DT.FLOAT16:
-        return read(2, (o) => float16ToNumber(view.getUint16(o, true)));
-      case DT.BFLOAT16:
-        return read(2, (o) => {
-          const b = new DataView(new ArrayBuffer(4));
-          b.setUint32(0, view.getUint16(o, true) * 65536, true);
-          return b.getFloat32(0, true);
-        });
-      default:
-        return undefined;
-    }
+  try {
+    return tensorToNumbers(t, { clamp: true });
+  } catch (e) {
+    if (e instanceof GraphError) return undefined;
+    throw e;
   }
-  let vals: number[] | undefined;
-  switch (dt) {
-    case DT.FLOAT:
-      vals = (t.floatData ?? []).slice();
-      break;
-    case DT.DOUBLE:
-      vals = (t.doubleData ?? []).slice();
-      break;
-    case DT.INT64:
-      vals = (t.int64Data ?? []).map(toNum);
-      break;
-    case DT.UINT32:
-    case DT.UINT64:
-      vals = (t.uint64Data ?? []).map(toNum);
-      break;
-    case DT.FLOAT16:
-      vals = (t.int32Data ?? []).map(float16ToNumber);
-      break;
-    case DT.INT32:
-    case DT.INT16:
-    case DT.UINT16:
-    case DT.INT8:
-    case DT.UINT8:
-    case DT.BOOL:
-      vals = (t.int32Data ?? []).slice();
-      break;
-    default:
-      return undefined;
-  }
-  return vals.length === n ? vals : undefined;
 }
 
 function attr(node: Node, name: string): onnx.IAttributeProto | undefined {
@@ -402,11 +306,11 @@ function attr(node: Node, name: string): onnx.IAttributeProto | undefined {
 }
 function attrInt(node: Node, name: string, def: number): number {
   const a = attr(node, name);
-  return a ? toNum(a.i) : def;
+  return a ? num(a.i) : def;
 }
 function attrInts(node: Node, name: string): number[] | undefined {
   const a = attr(node, name);
-  return a ? (a.ints ?? []).map(toNum) : undefined;
+  return a ? (a.ints ?? []).map(num) : undefined;
 }
 function attrFloat(node: Node, name: string, def: number): number {
   const a = attr(node, name);
@@ -476,18 +380,18 @@ class GraphView {
     if (!t) return undefined;
     const init = this.initializer(t);
     if (init) {
-      const value = smallTensorValues(init, max);
+      const value = smallValues(init, max);
       return value ? { tensor: t, source: 'initializer', value, users: this.consumers(t).length } : undefined;
     }
     const p = this.producer(t);
     if (!p || p.opType !== 'Constant' || (p.domain ?? '') !== '' && p.domain !== 'ai.onnx') return undefined;
     for (const a of p.attribute ?? []) {
       let value: number[] | undefined;
-      if (a.name === 'value' && a.t) value = smallTensorValues(a.t, max);
+      if (a.name === 'value' && a.t) value = smallValues(a.t, max);
       else if (a.name === 'value_float') value = [a.f ?? 0];
       else if (a.name === 'value_floats') value = (a.floats ?? []).slice();
-      else if (a.name === 'value_int') value = [toNum(a.i)];
-      else if (a.name === 'value_ints') value = (a.ints ?? []).map(toNum);
+      else if (a.name === 'value_int') value = [num(a.i)];
+      else if (a.name === 'value_ints') value = (a.ints ?? []).map(num);
       if (value) return { tensor: t, source: 'Constant', node: this.ref(p), value, users: this.consumers(t).length };
     }
     return undefined;
@@ -756,7 +660,7 @@ class Matcher {
 
   resolveWeight(node: Node, t: string): { name: string; dims: number[]; transpose?: Node; dequantize?: Node } {
     const init = this.g.initializer(t);
-    if (init) return { name: t, dims: tensorDims(init) };
+    if (init) return { name: t, dims: dimsOf(init) };
     let p = this.g.producer(t);
     let transpose: Node | undefined;
     let dequantize: Node | undefined;
@@ -766,12 +670,12 @@ class Matcher {
       transpose = p;
       p = this.g.producer(p.input?.[0]);
       const w = this.g.initializer(transpose.input?.[0]);
-      if (w) return { name: transpose.input?.[0] ?? '', dims: tensorDims(w), transpose };
+      if (w) return { name: transpose.input?.[0] ?? '', dims: dimsOf(w), transpose };
     }
     if (p?.opType === 'DequantizeLinear') {
       dequantize = p;
       const w = this.g.initializer(p.input?.[0]);
-      if (w) return { name: p.input?.[0] ?? '', dims: tensorDims(w), transpose, dequantize };
+      if (w) return { name: p.input?.[0] ?? '', dims: dimsOf(w), transpose, dequantize };
     }
     this.fail(node, `the weight input "${t}" of ${node.opType} ${this.g.ref(node)} is not an initializer`);
   }
@@ -844,7 +748,7 @@ class Matcher {
       if (c.opType === 'Add' && !ref.bias) {
         const other = c.input?.[0] === out ? c.input?.[1] : c.input?.[0];
         const b = this.g.initializer(other);
-        if (!b || tensorElements(b) !== outFeatures || tensorDims(b).length !== 1) break;
+        if (!b || dimsOf(b).length !== 1 || dimsOf(b)[0] !== outFeatures) break;
         ref.bias = { node: this.g.ref(c), initializer: other ?? '' };
         out = c.output?.[0] ?? '';
       } else if (c.opType === 'Reshape' && flattened && !ref.flatten?.after && c.input?.[0] === out) {
@@ -1572,7 +1476,7 @@ class Matcher {
 /** The default-domain opset of a model (0 when absent). */
 export function defaultOpset(model: onnx.IModelProto): number {
   const imp = (model.opsetImport ?? []).find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx');
-  return imp ? toNum(imp.version) : 0;
+  return imp ? num(imp.version) : 0;
 }
 
 /**

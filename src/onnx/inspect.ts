@@ -5,16 +5,24 @@
  * caller measured); printing it is the CLI's job.
  */
 import type { onnx } from 'onnx-proto';
+import type Long from 'long';
 import {
   findAttentionBlocks,
   findLayerNorms,
-  tensorElements,
-  toNum,
   type ActivationKind,
   type AttentionReport,
   type LinearRef,
   type ScalePlacement,
 } from './attention.js';
+import { dimsOf, elementCount, elementSize, EXTERNAL, isFloatType, toNumber } from './tensor.js';
+
+function num(v: number | Long | null | undefined): number {
+  return v === null || v === undefined ? 0 : toNumber(v, { clamp: true });
+}
+
+function elements(t: onnx.ITensorProto): number {
+  return elementCount(dimsOf(t));
+}
 
 export type ParamGroup = 'embeddings' | 'attention' | 'ffn' | 'layernorm' | 'classifier' | 'crf' | 'other';
 export const PARAM_GROUPS: readonly ParamGroup[] = ['embeddings', 'attention', 'ffn', 'layernorm', 'classifier', 'crf', 'other'];
@@ -99,50 +107,48 @@ export interface InspectResult {
   attention: AttentionSummary;
 }
 
-const DTYPES: Record<number, { name: string; bits: number }> = {
-  1: { name: 'float32', bits: 32 },
-  2: { name: 'uint8', bits: 8 },
-  3: { name: 'int8', bits: 8 },
-  4: { name: 'uint16', bits: 16 },
-  5: { name: 'int16', bits: 16 },
-  6: { name: 'int32', bits: 32 },
-  7: { name: 'int64', bits: 64 },
-  8: { name: 'string', bits: 0 },
-  9: { name: 'bool', bits: 8 },
-  10: { name: 'float16', bits: 16 },
-  11: { name: 'float64', bits: 64 },
-  12: { name: 'uint32', bits: 32 },
-  13: { name: 'uint64', bits: 64 },
-  14: { name: 'complex64', bits: 64 },
-  15: { name: 'complex128', bits: 128 },
-  16: { name: 'bfloat16', bits: 16 },
-  17: { name: 'float8e4m3fn', bits: 8 },
-  18: { name: 'float8e4m3fnuz', bits: 8 },
-  19: { name: 'float8e5m2', bits: 8 },
-  20: { name: 'float8e5m2fnuz', bits: 8 },
-  21: { name: 'uint4', bits: 4 },
-  22: { name: 'int4', bits: 4 },
-  23: { name: 'float4e2m1', bits: 4 },
+const DTYPE_NAMES: Record<number, string> = {
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  14: 'complex64',
+  15: 'complex128',
+  16: 'bfloat16',
+  17: 'float8e4m3fn',
+  18: 'float8e4m3fnuz',
+  19: 'float8e5m2',
+  20: 'float8e5m2fnuz',
+  21: 'uint4',
+  22: 'int4',
+  23: 'float4e2m1',
 };
-const FLOAT_TYPES = new Set([1, 10, 11, 16, 17, 18, 19, 20, 23]);
 
 /** ONNX element type name ('float32', ...) for a TensorProto.DataType value. */
 export function dtypeName(dt: number): string {
-  return DTYPES[dt]?.name ?? `dtype(${dt})`;
+  return DTYPE_NAMES[dt] ?? `dtype(${dt})`;
 }
 
 /** Bytes a tensor's data takes (raw_data, typed fields, or external data length). */
 export function tensorBytes(t: onnx.ITensorProto): number {
   const dt = t.dataType ?? 0;
-  if (t.dataLocation === 1) {
+  if (t.dataLocation === EXTERNAL) {
     const len = (t.externalData ?? []).find((e) => e.key === 'length')?.value;
     if (len !== undefined && len !== null && /^\d+$/.test(len)) return Number(len);
   } else if (t.rawData && t.rawData.length > 0) {
     return t.rawData.length;
   }
   if (dt === 8) return (t.stringData ?? []).reduce((a, s) => a + s.length, 0);
-  const bits = DTYPES[dt]?.bits ?? 0;
-  return Math.ceil((tensorElements(t) * bits) / 8);
+  return Math.ceil(elements(t) * (elementSize(dt) ?? 0));
 }
 
 function valueInfo(v: onnx.IValueInfoProto): ValueInfoSummary {
@@ -155,7 +161,7 @@ function valueInfo(v: onnx.IValueInfoProto): ValueInfoSummary {
   const shape = tt.shape
     ? (tt.shape.dim ?? []).map((d): number | string | null => {
         if (d.dimParam) return d.dimParam;
-        if (d.dimValue !== null && d.dimValue !== undefined) return toNum(d.dimValue);
+        if (d.dimValue !== null && d.dimValue !== undefined) return num(d.dimValue);
         return null;
       })
     : null;
@@ -281,10 +287,10 @@ export function inspectModel(
   for (const t of inits) {
     const name = t.name ?? '';
     const dt = t.dataType ?? 0;
-    const n = tensorElements(t);
+    const n = elements(t);
     const b = tensorBytes(t);
     bytes += b;
-    if (t.dataLocation === 1) external++;
+    if (t.dataLocation === EXTERNAL) external++;
     const dn = dtypeName(dt);
     const e = byDtype.get(dn) ?? { dtype: dn, tensors: 0, elements: 0, bytes: 0 };
     e.tensors++;
@@ -293,7 +299,7 @@ export function inspectModel(
     byDtype.set(dn, e);
     const param =
       n > 1 &&
-      (FLOAT_TYPES.has(dt)
+      (isFloatType(dt)
         ? !usedAs(name, QUANT_PARAM_INPUTS) || usedAs(name, QUANT_WEIGHT_INPUTS)
         : dt !== 7 && dt !== 13 && dt !== 8 && dt !== 9 && usedAs(name, QUANT_WEIGHT_INPUTS));
     isParam.set(name, param);
@@ -369,7 +375,7 @@ export function inspectModel(
   for (const t of inits) {
     const nm = t.name ?? '';
     if (!isParam.get(nm)) continue;
-    const n = tensorElements(t);
+    const n = elements(t);
     total += n;
     tensors++;
     groups[group.get(nm) ?? 'other'] += n;
@@ -386,13 +392,13 @@ export function inspectModel(
 
   return {
     ...(opts.onnxPath !== undefined ? { path: opts.onnxPath } : {}),
-    irVersion: toNum(model.irVersion),
+    irVersion: num(model.irVersion),
     producer: { name: model.producerName ?? '', version: model.producerVersion ?? '' },
     domain: model.domain ?? '',
-    modelVersion: toNum(model.modelVersion),
+    modelVersion: num(model.modelVersion),
     graphName: graph.name ?? '',
     opsets: (model.opsetImport ?? [])
-      .map((o) => ({ domain: o.domain ? o.domain : 'ai.onnx', version: toNum(o.version) }))
+      .map((o) => ({ domain: o.domain ? o.domain : 'ai.onnx', version: num(o.version) }))
       .sort((a, b) => a.domain.localeCompare(b.domain)),
     metadata,
     inputs: (graph.input ?? []).filter((v) => !inits.some((t) => t.name === v.name)).map(valueInfo),

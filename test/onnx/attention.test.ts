@@ -6,7 +6,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -17,9 +16,9 @@ import {
   type AttentionBlock,
   type LinearRef,
 } from '../../src/onnx/attention.js';
+import { decodeModel, encodeModel, onnx } from '../../src/onnx/codec.js';
 import { GraphError } from '../../src/errors.js';
 
-const { onnx } = onnxProto;
 const DIR = fileURLToPath(new URL('./fixtures/attention/', import.meta.url));
 
 interface Meta {
@@ -43,7 +42,7 @@ const META = JSON.parse(readFileSync(`${DIR}models.json`, 'utf8')) as Record<str
 const NAMES = Object.keys(META).sort();
 
 function load(name: string): OnnxTypes.ModelProto {
-  return onnx.ModelProto.decode(readFileSync(`${DIR}${name}.onnx`));
+  return decodeModel(readFileSync(`${DIR}${name}.onnx`), `${name}.onnx`);
 }
 
 /** The ONNX initializer PyTorch parameter `param` ended up in, and the layout that implies. */
@@ -206,13 +205,13 @@ describe.each(NAMES)('findAttentionBlocks on %s', (name) => {
 
 /** Run a model in onnxruntime with extra graph outputs; B=2, S=8, the second row padded after 5 tokens. */
 async function runWithOutputs(model: OnnxTypes.IModelProto, names: string[]): Promise<Record<string, ort.Tensor>> {
-  const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const copy = decodeModel(encodeModel(model));
   const graph = copy.graph as OnnxTypes.GraphProto;
   const have = new Set(graph.output.map((o) => o.name));
   for (const n of names) {
     if (!have.has(n)) graph.output.push(onnx.ValueInfoProto.create({ name: n, type: { tensorType: { elemType: 1 } } }));
   }
-  const session = await ort.InferenceSession.create(onnx.ModelProto.encode(copy).finish());
+  const session = await ort.InferenceSession.create(encodeModel(copy));
   const B = 2;
   const S = 8;
   const ids = BigInt64Array.from({ length: B * S }, (_, i) => BigInt(1 + ((i * 7) % 37)));
