@@ -188,7 +188,7 @@ describe.each(NAMES)('findAttentionBlocks on %s', (name) => {
 
   it('every node reference resolves to a node of the right type', () => {
     const g = model.graph ?? {};
-    const op = (ref: string | undefined): string | undefined => (ref ? findNode(g, ref)?.opType : undefined);
+    const op = (ref: string | undefined): string | undefined => (ref ? (findNode(g, ref)?.opType ?? undefined) : undefined);
     for (const b of report.blocks) {
       expect(op(b.scores.matmul)).toBe('MatMul');
       expect(op(b.context.matmul)).toBe('MatMul');
