@@ -61,4 +61,8 @@ export interface ModelFolder {
   provenance?: Provenance;
   /** Files in the folder (relative paths) other than the ONNX model and its external data. */
   extraFiles: string[];
+  /** The file the labels were read from (config.json or the --labels file), for messages. */
+  labelsPath?: string;
+  /** Absolute paths of the external data files the ONNX model references (empty when none). */
+  externalDataFiles?: string[];
 }
