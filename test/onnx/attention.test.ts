@@ -384,6 +384,33 @@ describe('findAttentionBlocks on graphs it cannot (fully) match', () => {
   });
 });
 
+describe.each(['static_op13', 'kqt_nofold_op14', 'sdpa_op14', 'fused_slice_op11'])('constants stored as initializers (onnx-simplifier style): %s', (name) => {
+  it('finds the same blocks, reading shapes and scales from initializers', () => {
+    const before = findAttentionBlocks(load(name));
+    const model = load(name);
+    const graph = model.graph as OnnxTypes.GraphProto;
+    const keep: OnnxTypes.INodeProto[] = [];
+    for (const n of graph.node) {
+      const t = n.opType === 'Constant' ? n.attribute?.find((a) => a.name === 'value')?.t : undefined;
+      if (t) graph.initializer.push(onnx.TensorProto.create({ ...t, name: n.output?.[0] ?? '' }));
+      else keep.push(n);
+    }
+    graph.node = keep;
+    const after = findAttentionBlocks(model);
+    expect(after.problems).toEqual([]);
+    expect(after.blocks.length).toBe(before.blocks.length);
+    for (let i = 0; i < after.blocks.length; i++) {
+      const [a, b] = [before.blocks[i], after.blocks[i]];
+      expect([b.numHeads, b.headSize, b.scale.placement, b.scale.factor]).toEqual([a.numHeads, a.headSize, a.scale.placement, a.scale.factor]);
+      expect(b.q.split.heads.constant.source).toBe('initializer');
+      expect(b.q.split.heads.constant.tensor).toBe(a.q.split.heads.constant.tensor);
+      expect(b.merge.reshape.allHeadSize.value).toBe(a.merge.reshape.allHeadSize.value);
+      expect(b.ffn?.activation.kind).toBe(a.ffn?.activation.kind);
+      expect(b.layerNorm?.epsilon).toBe(a.layerNorm?.epsilon);
+    }
+  });
+});
+
 describe('unnamed nodes', () => {
   it('gives the same blocks, with #index:op references that findNode resolves to the same nodes', () => {
     const named = load('gemm_op14');
