@@ -31,7 +31,7 @@ export interface LoadedModel {
   path: string;
   /** Size of the .onnx file. */
   fileBytes: number;
-  /** Bytes read from external data files (sum of tensor lengths). */
+  /** Size on disk of the external data files (each counted once; 0 when none). */
   externalBytes: number;
   /** The external data files the model referenced (absolute, each once). */
   externalFiles: string[];
@@ -46,6 +46,8 @@ export interface SaveOptions {
   externalData?: ExternalDataMode;
   /** Initializers smaller than this stay inline (default 1024 bytes). */
   minExternalBytes?: number;
+  /** 'auto' externalizes above this serialized size (default {@link AUTO_EXTERNAL_LIMIT}). */
+  autoLimitBytes?: number;
 }
 
 export interface SaveResult {
@@ -164,6 +166,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     }
     try {
       const size = (await fh.stat()).size;
+      externalBytes += size;
       for (const p of list) {
         const length = p.length ?? size - p.offset;
         if (p.offset + length > size || length < 0) {
@@ -187,7 +190,6 @@ export async function loadModel(path: string): Promise<LoadedModel> {
         t.rawData = data;
         t.externalData = [];
         delete t.dataLocation;
-        externalBytes += length;
         external.push({ tensor: p.name, file, location: p.location, offset: p.offset, length });
       }
     } finally {
@@ -299,9 +301,10 @@ export async function saveModel(model: onnx.IModelProto, path: string, opts: Sav
   let encoded: Uint8Array | undefined;
   let useExternal = mode === 'always';
   if (mode === 'auto') {
-    if (payloadBytes(model) <= AUTO_EXTERNAL_LIMIT) {
+    const limit = opts.autoLimitBytes ?? AUTO_EXTERNAL_LIMIT;
+    if (payloadBytes(model) <= limit) {
       encoded = encodeModel(model);
-      if (encoded.length > AUTO_EXTERNAL_LIMIT) encoded = undefined;
+      if (encoded.length > limit) encoded = undefined;
     }
     useExternal = encoded === undefined;
   }

@@ -27,6 +27,10 @@ export interface ModelFacts {
   outputs: string[];
   initializerShapes: Record<string, number[]>;
   initializerSums: Record<string, number>;
+  /** Constant node output → flattened values (int64 beyond 2^53 as strings). */
+  constants: Record<string, Array<number | string>>;
+  /** Node name → attribute name → value, for int/ints/float/floats/string attributes. */
+  attributes: Record<string, Record<string, { type: string; value: unknown }>>;
 }
 export interface Reference {
   bert: BertReference;
