@@ -450,14 +450,18 @@ export class OnnxExecutor {
     this.shapeCache.clear();
   }
 
-  /** Number of host (plain-JS) steps and tfjs steps in the compiled graph (after constant folding). */
-  stats(): { hostSteps: number; deviceSteps: number; constants: number; variables: number } {
-    return {
-      hostSteps: this.steps.filter((s) => s.mode === 'host').length,
-      deviceSteps: this.steps.filter((s) => s.mode === 'device').length,
-      constants: this.constants.size,
-      variables: this.variables.size,
-    };
+  /**
+   * What the compiled graph holds after constant folding: op-type histograms of host (plain-JS,
+   * cached per feed shape) and tfjs steps, and the constant / variable counts.
+   */
+  stats(): { hostOps: Record<string, number>; deviceOps: Record<string, number>; constants: number; variables: number } {
+    const hostOps: Record<string, number> = {};
+    const deviceOps: Record<string, number> = {};
+    for (const s of this.steps) {
+      const h = s.mode === 'host' ? hostOps : deviceOps;
+      h[s.node.opType] = (h[s.node.opType] ?? 0) + 1;
+    }
+    return { hostOps, deviceOps, constants: this.constants.size, variables: this.variables.size };
   }
 
   private toTensor(v: Value): tf.Tensor {
