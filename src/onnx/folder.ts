@@ -518,9 +518,10 @@ function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
-/** Parse onnxruntime's "Node (name) Op (Type) ..." messages for the node name. */
-function ortNode(message: string): string | undefined {
-  return /Node \(([^)]*)\)/.exec(message)?.[1] || /node with name '([^']*)'/.exec(message)?.[1] || undefined;
+/** The node an onnxruntime load error names ("Node (name) Op ...", "In Node, ("name", Op, ...", "node with name 'name'"). */
+export function ortErrorNode(message: string): string | undefined {
+  const m = /Node \(([^)]*)\) Op/.exec(message) ?? /In Node, \("([^"]*)"/.exec(message) ?? /node with name '([^']*)'/.exec(message);
+  return m?.[1] || undefined;
 }
 
 /**
@@ -573,7 +574,7 @@ export async function writeModelFolder(
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new GraphError(`onnxruntime cannot load the model ranerc produced: ${msg}`, {
-        node: ortNode(msg),
+        node: ortErrorNode(msg),
         hint: 'this is a ranerc bug or an operator onnxruntime does not support; the output folder was not written',
         cause: e,
       });
