@@ -457,7 +457,10 @@ class MatchError extends Error {
   }
 }
 
+/** Ops that leave an activation's values in place for matching purposes. */
 const PASS_THROUGH = new Set(['Identity', 'Cast', 'Dropout']);
+/** QDQ pairs on activations (statically quantized models) are passed through as well. */
+const QDQ = new Set(['QuantizeLinear', 'DequantizeLinear']);
 const FUSED_ATTENTION_OPS = new Set([
   'Attention',
   'MultiHeadAttention',
@@ -500,6 +503,14 @@ class Matcher {
     const c = this.g.constant(t, 64);
     if (!c || c.value.length === 0) return undefined;
     return c.value.every((v) => v === c.value[0]) ? c : undefined;
+  }
+
+  /** Identity/Cast/Dropout, or a Quantize/DequantizeLinear of an activation (not of a weight). */
+  isPass(n: Node | undefined): boolean {
+    if (!n) return false;
+    const op = n.opType ?? '';
+    if (PASS_THROUGH.has(op)) return true;
+    return QDQ.has(op) && !this.g.isConstant(n.input?.[0]);
   }
 
   /** Is `t` computed from constants and tensor shapes only (no activation values)? */
@@ -641,7 +652,7 @@ class Matcher {
       const ins = (p.input ?? []).filter((x) => x);
       return ins.length === 2 && ins.every((x) => !this.g.isConstant(x) && !this.weightLike(x));
     }
-    if (PASS_THROUGH.has(op) || op === 'Transpose') return this.reachesScores(p.input?.[0] ?? '', depth - 1);
+    if (this.isPass(p) || op === 'Transpose') return this.reachesScores(p.input?.[0] ?? '', depth - 1);
     if (['Add', 'Sub', 'Mul', 'Div', 'Where'].includes(op)) {
       return (p.input ?? []).some((x) => x && !this.g.isConstant(x) && this.reachesScores(x, depth - 1));
     }
@@ -742,15 +753,24 @@ class Matcher {
     // Bias Add and un-flatten Reshape after, in either order.
     let out = ref.output;
     for (let step = 0; step < 3; step++) {
-      const cs = this.g.dataConsumers(out);
+      // Look through single-consumer pass-through nodes (QDQ pairs) for the bias Add.
+      let end = out;
+      for (let k = 0; k < 3; k++) {
+        const only = this.g.dataConsumers(end);
+        if (only.length !== 1 || !this.isPass(only[0].node)) break;
+        end = only[0].node.output?.[0] ?? '';
+      }
+      const cs = this.g.dataConsumers(end);
       if (cs.length !== 1) break;
       const c = cs[0].node;
-      if (c.opType === 'Add' && !ref.bias) {
-        const other = c.input?.[0] === out ? c.input?.[1] : c.input?.[0];
-        const b = this.g.initializer(other);
-        if (!b || dimsOf(b).length !== 1 || dimsOf(b)[0] !== outFeatures) break;
+      const other = c.input?.[0] === end ? c.input?.[1] : c.input?.[0];
+      const b = c.opType === 'Add' && !ref.bias ? this.g.initializer(other) : undefined;
+      const biasAdd = !!b && dimsOf(b).length === 1 && dimsOf(b)[0] === outFeatures;
+      if (biasAdd) {
         ref.bias = { node: this.g.ref(c), initializer: other ?? '' };
         out = c.output?.[0] ?? '';
+      } else if (end !== out) {
+        break;
       } else if (c.opType === 'Reshape' && flattened && !ref.flatten?.after && c.input?.[0] === out) {
         const spec = this.shapeSpec(c);
         const rank = spec ? this.shapeRank(spec) : undefined;
@@ -776,7 +796,7 @@ class Matcher {
         }
         return lin;
       }
-      if (p.opType === 'Add' || p.opType === 'Reshape' || PASS_THROUGH.has(p.opType ?? '')) {
+      if (p.opType === 'Add' || p.opType === 'Reshape' || this.isPass(p)) {
         const ins = (p.input ?? []).filter((x) => x);
         const data = p.opType === 'Add' ? ins.filter((x) => !this.g.isConstant(x)) : [ins[0]];
         if (data.length !== 1) this.fail(p, `${role}: expected a bias Add with one constant input at ${this.g.ref(p)}`);
@@ -791,19 +811,14 @@ class Matcher {
   /** The dense layer fed (possibly through a flatten Reshape) by `t`. */
   linearFrom(t: string, role: string, exclude: Set<Node> = new Set()): LinearRef {
     const found: Node[] = [];
-    for (const { node: c, input } of this.g.dataConsumers(t)) {
-      if (exclude.has(c)) continue;
-      if (input === 0 && this.isLinearNode(c)) found.push(c);
-      else if (c.opType === 'Reshape' && input === 0) {
-        for (const { node: c2, input: i2 } of this.g.dataConsumers(c.output?.[0] ?? '')) {
-          if (i2 === 0 && this.isLinearNode(c2)) found.push(c2);
-        }
-      } else if (PASS_THROUGH.has(c.opType ?? '')) {
-        for (const { node: c2, input: i2 } of this.g.dataConsumers(c.output?.[0] ?? '')) {
-          if (i2 === 0 && this.isLinearNode(c2)) found.push(c2);
-        }
+    const collect = (x: string, depth: number): void => {
+      for (const { node: c, input } of this.g.dataConsumers(x)) {
+        if (exclude.has(c) || input !== 0) continue;
+        if (this.isLinearNode(c)) found.push(c);
+        else if (depth < 3 && (c.opType === 'Reshape' || this.isPass(c))) collect(c.output?.[0] ?? '', depth + 1);
       }
-    }
+    };
+    collect(t, 0);
     const uniq = [...new Set(found)];
     if (uniq.length === 0) {
       const p = this.g.producer(t);
@@ -924,7 +939,7 @@ class Matcher {
       if (!p) this.fail(`tensor:${cur}`, `attention scores "${cur}" are not produced by a node`);
       const op = p.opType ?? '';
       const ins = p.input ?? [];
-      if (PASS_THROUGH.has(op)) {
+      if (this.isPass(p)) {
         cur = ins[0];
       } else if (op === 'MatMul') {
         return { matmul: p, swapped, transposes: transposes.reverse(), scale: scale.reverse(), masks: masks.reverse() };
@@ -988,7 +1003,7 @@ class Matcher {
       if (!p) this.fail(`tensor:${cur}`, `${name}: "${cur}" is not produced by a node`);
       const op = p.opType ?? '';
       if (op !== 'Reshape') chain.push(p);
-      if (PASS_THROUGH.has(op)) cur = p.input?.[0] ?? '';
+      if (this.isPass(p)) cur = p.input?.[0] ?? '';
       else if (op === 'Transpose') {
         transposes.push(p);
         cur = p.input?.[0] ?? '';
@@ -1017,7 +1032,7 @@ class Matcher {
     for (let step = 0; step < 8; step++) {
       const p = this.g.producer(cur);
       const op = p?.opType ?? '';
-      if (p && PASS_THROUGH.has(op)) cur = p.input?.[0] ?? '';
+      if (p && this.isPass(p)) cur = p.input?.[0] ?? '';
       else if (p && (op === 'Mul' || op === 'Div') && this.scaleOperand(p)) {
         cur = scaleAt(p, 'projection');
       } else if (p && (op === 'Split' || op === 'Slice')) {
@@ -1115,12 +1130,17 @@ class Matcher {
   // ---- layer norm, residual, FFN
 
   residualAfter(t: string): { node: Node; skip: string } | undefined {
-    const cs = this.g.dataConsumers(t).filter((c) => c.node.opType === 'Add');
-    for (const { node } of cs) {
-      const ins = node.input ?? [];
-      if (ins.length === 2 && ins.every((x) => x && !this.g.isConstant(x))) {
-        return { node, skip: ins[0] === t ? ins[1] : ins[0] };
+    let cur = t;
+    for (let step = 0; step < 4; step++) {
+      const cs = this.g.dataConsumers(cur);
+      for (const { node } of cs.filter((c) => c.node.opType === 'Add')) {
+        const ins = node.input ?? [];
+        if (ins.length === 2 && ins.every((x) => x && !this.g.isConstant(x))) {
+          return { node, skip: ins[0] === cur ? ins[1] : ins[0] };
+        }
       }
+      if (cs.length !== 1 || !this.isPass(cs[0].node)) return undefined;
+      cur = cs[0].node.output?.[0] ?? '';
     }
     return undefined;
   }
@@ -1289,7 +1309,7 @@ class Matcher {
       const mm = cs.find((c) => c.node.opType === 'MatMul' && c.input === 0);
       if (mm) ctx = mm.node;
       else {
-        const pass = cs.find((c) => PASS_THROUGH.has(c.node.opType ?? ''));
+        const pass = cs.find((c) => this.isPass(c.node));
         if (!pass) break;
         probs = pass.node.output?.[0] ?? '';
       }
@@ -1345,7 +1365,7 @@ class Matcher {
       const c = cs[0].node;
       if (c.opType === 'Transpose') mergeT.push(c);
       else if (c.opType === 'Reshape') mergeR = c;
-      else if (!PASS_THROUGH.has(c.opType ?? '')) this.fail(c, `expected the head-merge Transpose/Reshape, found ${c.opType} ${g.ref(c)}`);
+      else if (!this.isPass(c)) this.fail(c, `expected the head-merge Transpose/Reshape, found ${c.opType} ${g.ref(c)}`);
       cur = c.output?.[0] ?? '';
     }
     if (!mergeR) this.fail(ctx, 'no head-merge Reshape after the context MatMul');

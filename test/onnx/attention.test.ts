@@ -17,6 +17,8 @@ import {
   type LinearRef,
 } from '../../src/onnx/attention.js';
 import { decodeModel, encodeModel, onnx } from '../../src/onnx/codec.js';
+import { inspectModel } from '../../src/onnx/inspect.js';
+import { DataType, makeTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { GraphError } from '../../src/errors.js';
 
 const DIR = fileURLToPath(new URL('./fixtures/attention/', import.meta.url));
@@ -37,6 +39,8 @@ interface Meta {
   scoresTransposed: boolean;
   expect: { scale: string; scaleOp: 'Mul' | 'Div' | null; reshape: 'concat' | 'constant' };
   initializers: Record<string, { onnx: string; transposed: boolean }>;
+  parameterCount: number;
+  parameterGroups: Record<string, number>;
 }
 const META = JSON.parse(readFileSync(`${DIR}models.json`, 'utf8')) as Record<string, Meta>;
 const NAMES = Object.keys(META).sort();
@@ -408,6 +412,92 @@ describe.each(['static_op13', 'kqt_nofold_op14', 'sdpa_op14', 'fused_slice_op11'
       expect(b.ffn?.activation.kind).toBe(a.ffn?.activation.kind);
       expect(b.layerNorm?.epsilon).toBe(a.layerNorm?.epsilon);
     }
+  });
+});
+
+/**
+ * Quantize a model the way a static QDQ quantizer does: every MatMul weight becomes int8 behind a
+ * DequantizeLinear; every MatMul activation input and output goes through QuantizeLinear →
+ * DequantizeLinear (uint8, one shared scale).
+ */
+function qdqize(model: OnnxTypes.ModelProto): void {
+  const graph = model.graph as OnnxTypes.GraphProto;
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  // Unfolded exports transpose the weight in the graph; a quantizer leaves those alone.
+  const weightTransposes = new Set(
+    graph.node.filter((n) => n.opType === 'Transpose' && inits.has(n.input?.[0] ?? '')).map((n) => n.output?.[0] ?? ''),
+  );
+  graph.initializer.push(makeTensor('act_scale', DataType.FLOAT, [], [0.05]), makeTensor('act_zero', DataType.UINT8, [], [128]));
+  const nodes: OnnxTypes.INodeProto[] = [];
+  let k = 0;
+  const qdq = (x: string, out: string): OnnxTypes.INodeProto[] => {
+    return [
+      { name: `q_${out}`, opType: 'QuantizeLinear', input: [x, 'act_scale', 'act_zero'], output: [`${out}_q`] },
+      { name: `dq_${out}`, opType: 'DequantizeLinear', input: [`${out}_q`, 'act_scale', 'act_zero'], output: [out] },
+    ];
+  };
+  for (const n of graph.node) {
+    if (n.opType !== 'MatMul') {
+      nodes.push(n);
+      continue;
+    }
+    const ins = n.input ?? [];
+    ins.forEach((x, i) => {
+      const w = inits.get(x);
+      if (w) {
+        const values = tensorToFloat32(w);
+        const scale = Math.max(...values.map(Math.abs)) / 127;
+        graph.initializer.splice(graph.initializer.indexOf(w), 1);
+        graph.initializer.push(
+          makeTensor(`${x}_int8`, DataType.INT8, (w.dims ?? []).map(Number), Int8Array.from(values, (v) => Math.round(v / scale))),
+          makeTensor(`${x}_scale`, DataType.FLOAT, [], [scale]),
+        );
+        nodes.push({ name: `${x}_dequant`, opType: 'DequantizeLinear', input: [`${x}_int8`, `${x}_scale`], output: [x] });
+      } else if (!weightTransposes.has(x)) {
+        const name = `${x}_qdq${++k}`;
+        nodes.push(...qdq(x, name));
+        ins[i] = name;
+      }
+    });
+    const out = n.output?.[0] ?? '';
+    if (n.output) n.output[0] = `${out}_raw`;
+    nodes.push(n, ...qdq(`${out}_raw`, out));
+  }
+  graph.node = nodes;
+}
+
+describe.each(['hf_scores_op14', 'hf_q_nobias_op11', 'qk_sqrt_op17', 'fused_split_op13', 'kqt_nofold_op14'])('QDQ-quantized: %s', (name) => {
+  it('onnxruntime runs it and the finder sees the same blocks, with the int8 weights', async () => {
+    const meta = META[name];
+    const ref = findAttentionBlocks(load(name));
+    const model = load(name);
+    qdqize(model);
+    const session = await ort.InferenceSession.create(encodeModel(model));
+    await session.release();
+    const r = findAttentionBlocks(model);
+    expect(r.problems).toEqual([]);
+    expect(r.blocks.length).toBe(meta.layers);
+    for (let i = 0; i < r.blocks.length; i++) {
+      const [a, b] = [ref.blocks[i], r.blocks[i]];
+      expect([b.numHeads, b.headSize, b.scale.placement, b.scale.factor]).toEqual([a.numHeads, a.headSize, a.scale.placement, a.scale.factor]);
+      const lin = (x: AttentionBlock): LinearRef => (x.qkv.kind === 'separate' ? x.qkv.q : x.qkv.linear);
+      if (lin(a).weightTranspose) {
+        expect(lin(b).weight).toBe(lin(a).weight);
+      } else {
+        expect(lin(b).weight).toBe(`${lin(a).weight}_int8`);
+        expect(lin(b).weightDequantize).toBe(`${lin(a).weight}_dequant`);
+      }
+      expect(lin(b).bias?.initializer).toBe(lin(a).bias?.initializer);
+      expect(b.output.bias?.initializer).toBe(a.output.bias?.initializer);
+      expect(b.layerNorm?.scale).toBe(a.layerNorm?.scale);
+      expect(b.ffn?.intermediate.weight).toBe(`${a.ffn?.intermediate.weight}${a.ffn?.intermediate.weightTranspose ? '' : '_int8'}`);
+      expect(b.ffn?.output.outFeatures).toBe(meta.hidden);
+      expect(b.ffn?.layerNorm?.scale).toBe(a.ffn?.layerNorm?.scale);
+    }
+    const info = inspectModel(model);
+    expect(info.parameters.total).toBe(meta.parameterCount);
+    expect(info.parameters.groups.attention).toBe(meta.parameterGroups.attention);
+    expect(info.parameters.groups.ffn).toBe(meta.parameterGroups.ffn);
   });
 });
 
