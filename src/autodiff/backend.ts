@@ -12,7 +12,6 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UsageError } from '../errors.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -49,6 +48,9 @@ async function tryTfjsNode(): Promise<{ ok: boolean; error?: string }> {
 
 async function useWasm(): Promise<boolean> {
   if (!wasmPathsSet) {
+    // Imported on demand: loading the package registers a "wasm" backend that outranks cpu, and
+    // tfjs refuses synchronous ops until a top-ranked backend is initialised.
+    const { setWasmPaths } = await import('@tensorflow/tfjs-backend-wasm');
     setWasmPaths(wasmDistDir());
     wasmPathsSet = true;
   }
