@@ -209,28 +209,28 @@ function describeNonOnnx(bytes: Uint8Array): string | undefined {
 export function decodeModel(bytes: Uint8Array, source = '<bytes>'): onnx.ModelProto {
   const hint = 're-export the model (torch.onnx.export / optimum-cli export onnx) or re-download it; check the path';
   if (bytes.length === 0) throw new InputError('ONNX file is empty', { file: source, hint });
-  const notOnnx = describeNonOnnx(bytes);
-  if (notOnnx) {
-    throw new InputError(`not an ONNX model: ${notOnnx}`, {
-      file: source,
-      hint: notOnnx.includes('LFS') ? 'run `git lfs pull` to fetch the real file' : hint,
-    });
-  }
+  // Explain the usual wrong files (only once the bytes have failed as ONNX: no valid model is rejected by a guess).
+  const invalid = (why: string, cause?: unknown): InputError => {
+    const notOnnx = describeNonOnnx(bytes);
+    if (notOnnx) {
+      return new InputError(`not an ONNX model: ${notOnnx}`, {
+        file: source,
+        hint: notOnnx.includes('LFS') ? 'run `git lfs pull` to fetch the real file' : hint,
+        cause,
+      });
+    }
+    return new InputError(`not a valid ONNX model: ${why}`, { file: source, hint, cause });
+  };
   let model: onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    throw new InputError(`not a valid ONNX model (truncated or corrupt protobuf: ${why})`, { file: source, hint, cause: e });
+    throw invalid(`truncated or corrupt protobuf (${e instanceof Error ? e.message : String(e)})`, e);
   }
-  if (!model.graph) throw new InputError('not a valid ONNX model: it has no graph', { file: source, hint });
-  const ir = model.irVersion === undefined || model.irVersion === null ? 0 : Number(model.irVersion.toString());
-  if (!Object.prototype.hasOwnProperty.call(model, 'irVersion') || ir <= 0) {
-    throw new InputError('not a valid ONNX model: it has no ir_version (truncated or not ONNX?)', { file: source, hint });
-  }
-  if (ir >= 3 && model.opsetImport.length === 0) {
-    throw new InputError('not a valid ONNX model: it has no opset_import (truncated?)', { file: source, hint });
-  }
+  if (!model.graph) throw invalid('it has no graph');
+  const ir = Object.prototype.hasOwnProperty.call(model, 'irVersion') ? Number(model.irVersion.toString()) : 0;
+  if (ir <= 0) throw invalid('it has no ir_version (truncated, or not ONNX?)');
+  if (ir >= 3 && model.opsetImport.length === 0) throw invalid('it has no opset_import (truncated?)');
   return model;
 }
 
