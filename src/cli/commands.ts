@@ -1,7 +1,11 @@
+import * as bench from './bench.js';
 import type { SubcommandModule } from './context.js';
+import * as evalCommand from './eval.js';
+import * as inspect from './inspect.js';
+import * as predict from './predict.js';
 
 /**
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [];
+export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench];
