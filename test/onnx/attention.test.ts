@@ -90,6 +90,14 @@ function constantValues(model: OnnxTypes.IModelProto, tensor: string): number[] 
   return fromTensor(t);
 }
 
+function isConstantTensor(model: OnnxTypes.IModelProto, tensor: string): boolean {
+  const g = model.graph ?? {};
+  return (
+    (g.initializer ?? []).some((t) => t.name === tensor) ||
+    (g.node ?? []).some((n) => n.opType === 'Constant' && n.output?.[0] === tensor)
+  );
+}
+
 function countUsers(model: OnnxTypes.IModelProto, tensor: string): number {
   return (model.graph?.node ?? []).reduce((a, n) => a + (n.input ?? []).filter((x) => x === tensor).length, 0);
 }
@@ -208,12 +216,16 @@ describe.each(NAMES)('findAttentionBlocks on %s', (name) => {
 });
 
 /** Run a model in onnxruntime with extra graph outputs; B=2, S=8, the second row padded after 5 tokens. */
-async function runWithOutputs(model: OnnxTypes.IModelProto, names: string[]): Promise<Record<string, ort.Tensor>> {
+async function runWithOutputs(
+  model: OnnxTypes.IModelProto,
+  names: string[],
+  types: Record<string, number> = {},
+): Promise<Record<string, ort.Tensor>> {
   const copy = decodeModel(encodeModel(model));
   const graph = copy.graph as OnnxTypes.GraphProto;
   const have = new Set(graph.output.map((o) => o.name));
   for (const n of names) {
-    if (!have.has(n)) graph.output.push(onnx.ValueInfoProto.create({ name: n, type: { tensorType: { elemType: 1 } } }));
+    if (!have.has(n)) graph.output.push(onnx.ValueInfoProto.create({ name: n, type: { tensorType: { elemType: types[n] ?? 1 } } }));
   }
   const session = await ort.InferenceSession.create(encodeModel(copy));
   const B = 2;
@@ -244,11 +256,13 @@ describe('the reported structure reproduces onnxruntime attention probabilities'
     const { blocks } = findAttentionBlocks(model);
     const g = model.graph ?? {};
     const wanted: string[] = [];
+    const types: Record<string, number> = {};
     for (const b of blocks) {
       const sm = findNode(g, b.softmax.node)?.output?.[0] ?? '';
       wanted.push(projectionOf(b, 'q').tensor, projectionOf(b, 'k').tensor, b.masks[0].input, sm);
+      if (b.masks[0].op === 'Where') types[b.masks[0].input] = DataType.BOOL;
     }
-    const out = await runWithOutputs(model, [...new Set(wanted)]);
+    const out = await runWithOutputs(model, [...new Set(wanted)], types);
     for (const b of blocks) {
       const q = projectionOf(b, 'q');
       const k = projectionOf(b, 'k');
@@ -261,12 +275,17 @@ describe('the reported structure reproduces onnxruntime attention probabilities'
       const width = Q.dims[2];
       const qd = Q.data as Float32Array;
       const kd = K.data as Float32Array;
-      const md = M.data as Float32Array;
+      const md = Array.from(M.data as ArrayLike<number | boolean>, Number);
       const pd = P.data as Float32Array;
-      const mIdx = (bb: number, i: number, j: number): number => {
-        const [m0, m1, m2, m3] = M.dims.length === 4 ? M.dims : [M.dims[0], 1, 1, M.dims[1]];
-        return (m0 === 1 ? 0 : bb) * m1 * m2 * m3 + (m2 === 1 ? 0 : i) * m3 + (m3 === 1 ? 0 : j);
-      };
+      const [m0, m1, m2, m3] = M.dims;
+      const mIdx = (bb: number, hh: number, i: number, j: number): number =>
+        (((m0 === 1 ? 0 : bb) * m1 + (m1 === 1 ? 0 : hh)) * m2 + (m2 === 1 ? 0 : i)) * m3 + (m3 === 1 ? 0 : j);
+      // Add: scores + mask. Where (masked_fill): where(cond, fill, scores) or where(cond, scores, fill).
+      const maskNode = findNode(g, b.masks[0].node);
+      const where = b.masks[0].op === 'Where';
+      const fillAt = where ? (maskNode?.input ?? []).findIndex((x, i) => i > 0 && isConstantTensor(model, x ?? '')) : -1;
+      const fill = where ? constantValues(model, maskNode?.input?.[fillAt] ?? '')[0] : 0;
+      const masked = (score: number, m: number): number => (!where ? score + m : (m !== 0) === (fillAt === 1) ? fill : score);
       let maxDiff = 0;
       for (let bb = 0; bb < B; bb++) {
         for (let hh = 0; hh < h; hh++) {
@@ -278,7 +297,7 @@ describe('the reported structure reproduces onnxruntime attention probabilities'
                 const col = hh * b.headSize + e;
                 dot += qd[(bb * S + i) * width + q.offset + col] * kd[(bb * S + j) * width + k.offset + col];
               }
-              row.push(dot * b.scale.factor + md[mIdx(bb, i, j)]);
+              row.push(masked(dot * b.scale.factor, md[mIdx(bb, hh, i, j)]));
             }
             const mx = Math.max(...row);
             const ex = row.map((x) => Math.exp(x - mx));
