@@ -585,6 +585,24 @@ function toBig(v: number | bigint | boolean | string, what: string): bigint {
   throw new GraphError(`${what}: ${String(v)} is not an integer`, { hint: 'pass integers (or bigints) for int64 tensors' });
 }
 
+/** The typed array whose memory layout is the raw_data encoding of each type. */
+const NATIVE_ARRAY: Record<number, { new (n: number): unknown } | undefined> = {
+  [DataType.FLOAT]: Float32Array,
+  [DataType.COMPLEX64]: Float32Array,
+  [DataType.DOUBLE]: Float64Array,
+  [DataType.COMPLEX128]: Float64Array,
+  [DataType.INT8]: Int8Array,
+  [DataType.UINT8]: Uint8Array,
+  [DataType.INT16]: Int16Array,
+  [DataType.UINT16]: Uint16Array,
+  [DataType.FLOAT16]: Uint16Array,
+  [DataType.BFLOAT16]: Uint16Array,
+  [DataType.INT32]: Int32Array,
+  [DataType.UINT32]: Uint32Array,
+  [DataType.INT64]: BigInt64Array,
+  [DataType.UINT64]: BigUint64Array,
+};
+
 /** Little-endian bytes of `values` for `dataType` (the raw_data encoding). */
 export function encodeRaw(dataType: number, values: TensorInput, name = 'tensor'): Uint8Array {
   const n = values.length;
@@ -604,6 +622,12 @@ export function encodeRaw(dataType: number, values: TensorInput, name = 'tensor'
     return le(out);
   };
   const bits = values instanceof Uint16Array || values instanceof Uint8Array;
+  const same = NATIVE_ARRAY[dataType];
+  if (same && values instanceof same && LITTLE_ENDIAN) {
+    // the matching typed array: one memcpy
+    const v = values as unknown as { buffer: ArrayBufferLike; byteOffset: number; byteLength: number };
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice();
+  }
   switch (dataType) {
     case DataType.FLOAT:
     case DataType.COMPLEX64:
