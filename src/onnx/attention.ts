@@ -41,10 +41,13 @@ export interface ConstantRef {
 /** Weight layout: `in_out` = stored [in, out] (MatMul); `out_in` = stored [out, in] (PyTorch / Gemm transB=1). */
 export type WeightLayout = 'in_out' | 'out_in';
 
-/** A dense layer: MatMul (+ Add bias) or Gemm, possibly with a Reshape to 2-D before and back after. */
+/**
+ * A dense layer: MatMul (+ Add bias) or Gemm, possibly with a Reshape to 2-D before and back after;
+ * or ONNX Runtime's dynamic quantization of one (DynamicQuantizeLinear → MatMulInteger → Cast → Mul).
+ */
 export interface LinearRef {
   node: NodeRef;
-  op: 'MatMul' | 'Gemm';
+  op: 'MatMul' | 'Gemm' | 'MatMulInteger';
   /** Initializer holding the weight (for QDQ models: the quantized data initializer). */
   weight: string;
   /** Layout of the stored initializer, taking transB and any weight Transpose into account. */
@@ -53,6 +56,8 @@ export interface LinearRef {
   weightTranspose?: NodeRef;
   /** DequantizeLinear between the weight initializer and the MatMul/Gemm (QDQ models). */
   weightDequantize?: NodeRef;
+  /** MatMulInteger only: the DynamicQuantizeLinear of the input and the Cast + Mul (by the scales) after. */
+  dynamicQuant?: { quantize?: NodeRef; dequantize: NodeRef[] };
   inFeatures: number;
   outFeatures: number;
   /** The bias: an Add node with a 1-D initializer, or the Gemm's C input (then `node` is the Gemm). */
@@ -693,6 +698,7 @@ class Matcher {
 
   /** Is this node a dense layer (MatMul/Gemm whose B is a weight)? */
   isLinearNode(n: Node): boolean {
+    if (n.opType === 'MatMulInteger') return !!this.g.initializer(n.input?.[1]);
     if (n.opType !== 'MatMul' && n.opType !== 'Gemm') return false;
     const b = n.input?.[1];
     return !!b && this.weightLike(b);
@@ -709,7 +715,7 @@ class Matcher {
   }
 
   describeLinear(node: Node): LinearRef {
-    const op = node.opType as 'MatMul' | 'Gemm';
+    const op = node.opType as 'MatMul' | 'Gemm' | 'MatMulInteger';
     const w = this.resolveWeight(node, node.input?.[1] ?? '');
     if (w.dims.length !== 2) this.fail(node, `weight ${w.name} of ${this.g.ref(node)} has rank ${w.dims.length}, expected 2`);
     let stored: WeightLayout = 'in_out';
@@ -736,6 +742,24 @@ class Matcher {
       const c = node.input[2];
       if (!this.g.initializer(c)) this.fail(node, `bias input "${c}" of Gemm ${this.g.ref(node)} is not an initializer`);
       ref.bias = { node: ref.node, initializer: c };
+    }
+    if (op === 'MatMulInteger') {
+      // ONNX Runtime's quantize_dynamic: y = Cast(MatMulInteger(DQL(x).y, W, DQL(x).zp, W_zp)) * (x_scale * W_scale)
+      const q = this.g.producer(ref.input);
+      const dq: Node[] = [];
+      const cast = this.g.dataConsumers(ref.output);
+      if (cast.length === 1 && cast[0].node.opType === 'Cast') {
+        dq.push(cast[0].node);
+        const mul = this.g.dataConsumers(cast[0].node.output?.[0] ?? '');
+        if (mul.length === 1 && mul[0].node.opType === 'Mul') dq.push(mul[0].node);
+      }
+      if (dq.length !== 2) this.fail(node, `MatMulInteger ${this.g.ref(node)} is not followed by Cast and Mul (dequantization)`);
+      ref.dynamicQuant = { dequantize: dq.map((n) => this.g.ref(n)) };
+      if (q?.opType === 'DynamicQuantizeLinear') {
+        ref.dynamicQuant.quantize = this.g.ref(q);
+        ref.input = q.input?.[0] ?? '';
+      }
+      ref.output = dq[1].output?.[0] ?? '';
     }
     // Flatten to 2-D before (Reshape [-1, in]).
     const before = this.g.producer(ref.input);
@@ -796,6 +820,18 @@ class Matcher {
         }
         return lin;
       }
+      if (p.opType === 'Mul') {
+        // The dequantizing Mul after Cast(MatMulInteger) (dynamic quantization).
+        const viaCast = (p.input ?? []).find((x) => {
+          const c = this.g.producer(x);
+          const mi = c?.opType === 'Cast' ? this.g.producer(c.input?.[0]) : undefined;
+          return mi?.opType === 'MatMulInteger' && this.isLinearNode(mi);
+        });
+        if (viaCast) {
+          cur = viaCast;
+          continue;
+        }
+      }
       if (p.opType === 'Add' || p.opType === 'Reshape' || this.isPass(p)) {
         const ins = (p.input ?? []).filter((x) => x);
         const data = p.opType === 'Add' ? ins.filter((x) => !this.g.isConstant(x)) : [ins[0]];
@@ -815,7 +851,9 @@ class Matcher {
       for (const { node: c, input } of this.g.dataConsumers(x)) {
         if (exclude.has(c) || input !== 0) continue;
         if (this.isLinearNode(c)) found.push(c);
-        else if (depth < 3 && (c.opType === 'Reshape' || this.isPass(c))) collect(c.output?.[0] ?? '', depth + 1);
+        else if (depth < 3 && (c.opType === 'Reshape' || c.opType === 'DynamicQuantizeLinear' || this.isPass(c))) {
+          collect(c.output?.[0] ?? '', depth + 1);
+        }
       }
     };
     collect(t, 0);
@@ -1247,7 +1285,7 @@ class Matcher {
           outs.add(c);
           continue;
         }
-        if (c.opType === 'Reshape' && input === 0) {
+        if ((c.opType === 'Reshape' || c.opType === 'DynamicQuantizeLinear') && input === 0) {
           const next = this.g.dataConsumers(c.output?.[0] ?? '').filter((x) => x.input === 0 && this.isLinearNode(x.node));
           if (next.length === 1) {
             outs.add(next[0].node);

@@ -520,6 +520,89 @@ describe.each(['hf_scores_op14', 'hf_q_nobias_op11', 'qk_sqrt_op17', 'fused_spli
   });
 });
 
+/**
+ * Quantize a model the way onnxruntime's quantize_dynamic does: for every MatMul with a weight,
+ * DynamicQuantizeLinear(x) (shared per input) → MatMulInteger(x_q, W_int8, x_zp, W_zp) → Cast →
+ * Mul(·, x_scale · W_scale).
+ */
+function dynamicQuantize(model: OnnxTypes.ModelProto): void {
+  const graph = model.graph as OnnxTypes.GraphProto;
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  const quantized = new Map<string, string>();
+  const nodes: OnnxTypes.INodeProto[] = [];
+  for (const n of graph.node) {
+    const [x, wName] = n.input ?? [];
+    const w = n.opType === 'MatMul' ? inits.get(wName) : undefined;
+    if (!w) {
+      nodes.push(n);
+      continue;
+    }
+    let xq = quantized.get(x);
+    if (!xq) {
+      xq = `${x}_quant`;
+      quantized.set(x, xq);
+      nodes.push({ name: `${xq}_node`, opType: 'DynamicQuantizeLinear', input: [x], output: [xq, `${xq}_scale`, `${xq}_zero`] });
+    }
+    const values = tensorToFloat32(w);
+    const scale = Math.max(...values.map(Math.abs)) / 127;
+    graph.initializer.splice(graph.initializer.indexOf(w), 1);
+    graph.initializer.push(
+      makeTensor(`${wName}_int8`, DataType.INT8, (w.dims ?? []).map(Number), Int8Array.from(values, (v) => Math.round(v / scale))),
+      makeTensor(`${wName}_scale`, DataType.FLOAT, [], [scale]),
+      makeTensor(`${wName}_zero`, DataType.INT8, [], [0]),
+    );
+    const out = n.output?.[0] ?? '';
+    nodes.push(
+      { name: `${out}_mmi`, opType: 'MatMulInteger', input: [xq, `${wName}_int8`, `${xq}_zero`, `${wName}_zero`], output: [`${out}_i32`] },
+      { name: `${out}_cast`, opType: 'Cast', input: [`${out}_i32`], output: [`${out}_f32`], attribute: [{ name: 'to', type: 2, i: 1 }] },
+      { name: `${out}_scales`, opType: 'Mul', input: [`${xq}_scale`, `${wName}_scale`], output: [`${out}_s`] },
+      { name: `${out}_dequant`, opType: 'Mul', input: [`${out}_f32`, `${out}_s`], output: [out] },
+    );
+  }
+  graph.node = nodes;
+}
+
+describe.each(['hf_scores_op14', 'hf_q_nobias_op11', 'qk_sqrt_op17', 'fused_slice_op11', 'distil_where_op13'])(
+  'dynamically quantized (MatMulInteger): %s',
+  (name) => {
+    it('onnxruntime runs it and the finder reports MatMulInteger projections with the int8 weights', async () => {
+      const meta = META[name];
+      const ref = findAttentionBlocks(load(name));
+      const model = load(name);
+      dynamicQuantize(model);
+      const session = await ort.InferenceSession.create(encodeModel(model));
+      await session.release();
+      const r = findAttentionBlocks(model);
+      expect(r.problems).toEqual([]);
+      expect(r.blocks.length).toBe(meta.layers);
+      const lin = (x: AttentionBlock): LinearRef => (x.qkv.kind === 'separate' ? x.qkv.v : x.qkv.linear);
+      for (let i = 0; i < r.blocks.length; i++) {
+        const [a, b] = [ref.blocks[i], r.blocks[i]];
+        expect([b.numHeads, b.headSize, b.scale.placement, b.scale.factor]).toEqual([a.numHeads, a.headSize, a.scale.placement, a.scale.factor]);
+        for (const [la, lb] of [
+          [lin(a), lin(b)],
+          [a.output, b.output],
+          [a.ffn?.intermediate, b.ffn?.intermediate],
+          [a.ffn?.output, b.ffn?.output],
+        ] as const) {
+          expect(lb?.op).toBe('MatMulInteger');
+          expect(lb?.weight).toBe(`${la?.weight}_int8`);
+          expect(lb?.dynamicQuant?.dequantize).toHaveLength(2);
+          expect(lb?.input).toBe(la?.input);
+          expect(lb?.bias?.initializer).toBe(la?.bias?.initializer);
+          expect([lb?.inFeatures, lb?.outFeatures]).toEqual([la?.inFeatures, la?.outFeatures]);
+        }
+        expect(b.ffn?.activation.kind).toBe(a.ffn?.activation.kind);
+        expect(b.ffn?.layerNorm?.scale).toBe(a.ffn?.layerNorm?.scale);
+      }
+      const info = inspectModel(model);
+      expect(info.parameters.total).toBe(meta.parameterCount);
+      expect(info.parameters.groups.attention).toBe(meta.parameterGroups.attention);
+      expect(info.parameters.groups.classifier).toBe(meta.parameterGroups.classifier);
+    });
+  },
+);
+
 describe('unnamed nodes', () => {
   it('gives the same blocks, with #index:op references that findNode resolves to the same nodes', () => {
     const named = load('gemm_op14');
