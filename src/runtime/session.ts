@@ -3,7 +3,7 @@
  * graph declares (input_ids, attention_mask, token_type_ids, position_ids; int64 or int32), finds the
  * logits output, builds feeds from padded batches (reusing its input buffers), and measures load time.
  */
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphError, InputError } from '../errors.js';
@@ -63,7 +63,10 @@ const ROLE_BY_NAME: Record<string, InputRole> = {
   position_ids: 'position_ids',
 };
 
-/** Resolve a folder (HF `model.onnx` or Optimum `onnx/model.onnx`) or a file to the ONNX file path. */
+/**
+ * Resolve a folder (HF `model.onnx`, Optimum `onnx/model.onnx`, or the folder's only .onnx file) or a file
+ * to the ONNX file path.
+ */
 export async function resolveOnnxPath(pathOrFolder: string): Promise<string> {
   const abs = resolve(pathOrFolder);
   let st;
@@ -83,10 +86,22 @@ export async function resolveOnnxPath(pathOrFolder: string): Promise<string> {
       // try the next layout
     }
   }
-  throw new InputError('folder has no model.onnx (nor onnx/model.onnx)', {
-    file: pathOrFolder,
-    hint: 'export the model to ONNX into this folder as model.onnx',
-  });
+  const found: string[] = [];
+  for (const d of [abs, join(abs, 'onnx')]) {
+    try {
+      for (const f of await readdir(d)) if (f.toLowerCase().endsWith('.onnx')) found.push(join(d, f));
+    } catch {
+      // no such subfolder
+    }
+  }
+  if (found.length === 1) return found[0];
+  throw new InputError(
+    found.length === 0 ? 'folder has no model.onnx (nor onnx/model.onnx)' : `folder has several .onnx files and no model.onnx`,
+    {
+      file: pathOrFolder,
+      hint: found.length === 0 ? 'export the model to ONNX into this folder as model.onnx' : 'pass the .onnx file you mean as --model FILE',
+    },
+  );
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -142,7 +157,8 @@ export class NerSession {
   /** Open a model folder or .onnx file. Errors: InputError (missing/corrupt file), GraphError (unusable graph). */
   static async open(onnxPathOrFolder: string, opts: SessionOptions = {}): Promise<NerSession> {
     const onnxPath = await resolveOnnxPath(onnxPathOrFolder);
-    const options: ort.InferenceSession.SessionOptions = {};
+    // Warnings stay quiet (ranerc reports what matters); errors are also raised to the caller.
+    const options: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
     if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
     if (opts.interOpThreads !== undefined) options.interOpNumThreads = opts.interOpThreads;
     if (opts.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = opts.graphOptimizationLevel;

@@ -149,5 +149,11 @@ describe('NerSession', () => {
     const empty = join(dir, 'empty');
     await mkdir(empty);
     await expect(resolveOnnxPath(empty)).rejects.toBeInstanceOf(InputError);
+    const single = join(dir, 'single');
+    await mkdir(single);
+    await writeFile(join(single, 'ner.onnx'), bytes);
+    expect(await resolveOnnxPath(single)).toBe(join(single, 'ner.onnx'));
+    await writeFile(join(single, 'other.onnx'), bytes);
+    await expect(resolveOnnxPath(single)).rejects.toThrow(/several .onnx files/);
   });
 });
