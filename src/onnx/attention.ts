@@ -329,12 +329,10 @@ class GraphView {
   private readonly producers = new Map<string, { node: Node; output: number }>();
   private readonly consumerMap = new Map<string, Array<{ node: Node; input: number }>>();
   private readonly index = new Map<Node, number>();
-  private readonly graphInputs: Set<string>;
 
   constructor(graph: onnx.IGraphProto) {
     this.nodes = graph.node ?? [];
     for (const t of graph.initializer ?? []) if (t.name) this.initializers.set(t.name, t);
-    this.graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? ''));
     this.nodes.forEach((n, i) => {
       this.index.set(n, i);
       (n.output ?? []).forEach((o, k) => {
@@ -374,10 +372,12 @@ class GraphView {
     return this.consumers(t).filter((c) => c.node.opType !== 'Shape');
   }
 
-  /** An initializer that is not overridable by a graph input of the same name. */
+  /**
+   * An initializer by name. One that is also listed as a graph input (IR < 4 exports with
+   * keep_initializers_as_inputs) is only a default, but it is still the exported weight.
+   */
   initializer(t: string | null | undefined): Tensor | undefined {
-    if (!t || this.graphInputs.has(t)) return undefined;
-    return this.initializers.get(t);
+    return t ? this.initializers.get(t) : undefined;
   }
 
   /** The value of a small constant: an initializer or a Constant node output. */

@@ -387,6 +387,7 @@ export function inspectModel(
   if (opts.fileBytes !== undefined || opts.externalBytes !== undefined) {
     size.totalBytes = (opts.fileBytes ?? 0) + (opts.externalBytes ?? 0);
   }
+  const initNames = new Set(inits.map((t) => t.name ?? ''));
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
 
@@ -401,7 +402,7 @@ export function inspectModel(
       .map((o) => ({ domain: o.domain ? o.domain : 'ai.onnx', version: num(o.version) }))
       .sort((a, b) => a.domain.localeCompare(b.domain)),
     metadata,
-    inputs: (graph.input ?? []).filter((v) => !inits.some((t) => t.name === v.name)).map(valueInfo),
+    inputs: (graph.input ?? []).filter((v) => !initNames.has(v.name ?? '')).map(valueInfo),
     outputs: (graph.output ?? []).map(valueInfo),
     nodes: nodes.length,
     ops,

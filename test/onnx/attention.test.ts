@@ -603,6 +603,23 @@ describe.each(['hf_scores_op14', 'hf_q_nobias_op11', 'qk_sqrt_op17', 'fused_slic
   },
 );
 
+describe('initializers also listed as graph inputs (keep_initializers_as_inputs, IR < 4 exports)', () => {
+  it('finds the same blocks; inspect lists only the real inputs', () => {
+    const a = findAttentionBlocks(load('hf_k_op12'));
+    const model = load('hf_k_op12');
+    const graph = model.graph as OnnxTypes.GraphProto;
+    for (const t of graph.initializer) {
+      graph.input.push(onnx.ValueInfoProto.create({ name: t.name, type: { tensorType: { elemType: t.dataType, shape: { dim: (t.dims ?? []).map((d) => ({ dimValue: d })) } } } }));
+    }
+    const b = findAttentionBlocks(model);
+    expect(b.problems).toEqual([]);
+    expect(b.blocks.map((x) => [x.numHeads, x.qkv.kind === 'separate' && x.qkv.k.weight, x.ffn?.output.weight])).toEqual(
+      a.blocks.map((x) => [x.numHeads, x.qkv.kind === 'separate' && x.qkv.k.weight, x.ffn?.output.weight]),
+    );
+    expect(inspectModel(model).inputs.map((i) => i.name)).toEqual(['input_ids', 'attention_mask', 'token_type_ids']);
+  });
+});
+
 describe('unnamed nodes', () => {
   it('gives the same blocks, with #index:op references that findNode resolves to the same nodes', () => {
     const named = load('gemm_op14');
