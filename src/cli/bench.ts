@@ -2,7 +2,7 @@
  * `ranerc bench --model DIR` — onnxruntime latency (p50/p95/p99) and throughput over a grid of sequence
  * lengths × batch sizes, model load time and peak RSS; writes report.json/md.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { readExamples } from '../ner/data.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
@@ -119,8 +119,8 @@ async function runBench(ctx: CliContext, flags: BenchFlags): Promise<number> {
     seqLens: flags.seq,
     batchSizes: flags.batch,
     warmup: flags.warmup,
-    iterations: flags.iterations,
-    seconds: flags.seconds,
+    iterations: budget.iterations,
+    seconds: budget.minSeconds,
     peakRssBytes: peak,
     loadMs: session.loadMs,
   };
@@ -157,8 +157,12 @@ export function register(program: Command, ctx: CliContext): void {
   addModelOptions(cmd);
   cmd
     .option('-d, --data <file>', 'take token ids from these sentences (default: seeded random ids)')
-    .option('--seq <list>', 'sequence lengths incl. [CLS]/[SEP], comma-separated', intListOption('--seq', 3), [64, 128])
-    .option('--batch <list>', 'batch sizes, comma-separated', intListOption('--batch', 1), [1, 8])
+    .addOption(
+      new Option('--seq <list>', 'sequence lengths incl. [CLS]/[SEP], comma-separated')
+        .argParser(intListOption('--seq', 3))
+        .default([64, 128], '64,128'),
+    )
+    .addOption(new Option('--batch <list>', 'batch sizes, comma-separated').argParser(intListOption('--batch', 1)).default([1, 8], '1,8'))
     .option('--warmup <n>', 'untimed runs per point', intOption('--warmup', 0, 100000), 5)
     .option('--iterations <n>', 'timed runs per point (default: at least 10, and at least 3 s)', intOption('--iterations', 1, 10000000))
     .option('--seconds <s>', 'time each point for at least this long', numberOption('--seconds', 0, 86400));

@@ -115,7 +115,9 @@ export interface BenchDetails {
   seqLens: number[];
   batchSizes: number[];
   warmup: number;
+  /** Timed runs per point: at least this many... */
   iterations?: number;
+  /** ...and at least this many seconds of timed runs. */
   seconds?: number;
   /** Peak resident set size of the process after benchmarking, bytes. */
   peakRssBytes: number;
