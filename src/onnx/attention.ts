@@ -21,7 +21,7 @@ import { dimsOf, elementCount, EXTERNAL, tensorToNumbers, toNumber } from './ten
 
 /**
  * How a node is referred to: its `name`, or `#<index>:<opType>` (index in `graph.node`) when the
- * exporter left it unnamed. {@link findNode} resolves either form.
+ * exporter left it unnamed or gave the name to several nodes. {@link findNode} resolves either form.
  */
 export type NodeRef = string;
 
@@ -329,12 +329,14 @@ class GraphView {
   private readonly producers = new Map<string, { node: Node; output: number }>();
   private readonly consumerMap = new Map<string, Array<{ node: Node; input: number }>>();
   private readonly index = new Map<Node, number>();
+  private readonly nameCount = new Map<string, number>();
 
   constructor(graph: onnx.IGraphProto) {
     this.nodes = graph.node ?? [];
     for (const t of graph.initializer ?? []) if (t.name) this.initializers.set(t.name, t);
     this.nodes.forEach((n, i) => {
       this.index.set(n, i);
+      if (n.name) this.nameCount.set(n.name, (this.nameCount.get(n.name) ?? 0) + 1);
       (n.output ?? []).forEach((o, k) => {
         if (o) this.producers.set(o, { node: n, output: k });
       });
@@ -347,8 +349,9 @@ class GraphView {
     });
   }
 
+  /** The node's name when it has a unique one, else `#<index>:<opType>`. */
   ref(n: Node): NodeRef {
-    return n.name ? n.name : `#${this.index.get(n) ?? -1}:${n.opType ?? '?'}`;
+    return n.name && this.nameCount.get(n.name) === 1 ? n.name : `#${this.index.get(n) ?? -1}:${n.opType ?? '?'}`;
   }
 
   position(n: Node): number {
@@ -389,7 +392,7 @@ class GraphView {
       return value ? { tensor: t, source: 'initializer', value, users: this.consumers(t).length } : undefined;
     }
     const p = this.producer(t);
-    if (!p || p.opType !== 'Constant' || (p.domain ?? '') !== '' && p.domain !== 'ai.onnx') return undefined;
+    if (!p || p.opType !== 'Constant' || ((p.domain ?? '') !== '' && p.domain !== 'ai.onnx')) return undefined;
     for (const a of p.attribute ?? []) {
       let value: number[] | undefined;
       if (a.name === 'value' && a.t) value = smallValues(a.t, max);
@@ -415,7 +418,7 @@ export function findNode(graph: onnx.IGraphProto, ref: NodeRef): Node | undefine
   const m = /^#(\d+):(.*)$/.exec(ref);
   if (m) {
     const n = nodes[Number(m[1])];
-    return n && !n.name && n.opType === m[2] ? n : undefined;
+    return n && n.opType === m[2] ? n : undefined;
   }
   return nodes.find((n) => n.name === ref);
 }

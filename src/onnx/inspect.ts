@@ -352,7 +352,7 @@ export function inspectModel(
         const p = producer.get(x);
         if (p && (p.opType === 'Transpose' || p.opType === 'DequantizeLinear') && isParam.has(p.input?.[0] ?? '')) {
           headParams.push(p.input?.[0] ?? '');
-        } else if (op !== 'MatMul' && op !== 'Gemm') {
+        } else if (op !== 'MatMul' && op !== 'Gemm' && op !== 'MatMulInteger') {
           stack.push({ t: x, depth: depth + 1 });
         }
         // A dense layer's data input belongs to the encoder: stop there.
