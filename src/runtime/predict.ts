@@ -17,7 +17,7 @@ import type { Entity, Token } from '../ner/types.js';
 import { argmaxDecode, viterbiDecode } from '../ner/viterbi.js';
 import { defaultOverlap, ownerWindow, planWindows } from '../ner/windows.js';
 import type { ModelFolder } from '../onnx/types.js';
-import { NerSession, type SessionOptions } from './session.js';
+import { NerSession, SerialQueue, type SessionOptions } from './session.js';
 
 export interface PredictorOptions extends SessionOptions {
   /** Windows per onnxruntime run (default 32). */
@@ -56,7 +56,10 @@ interface Job {
 /** [window, lo, hi): tokens lo..hi−1 take their logits from `window`. */
 type OwnerRun = [number, number, number];
 
-/** A model folder ready to predict: one onnxruntime session, one tokenizer, reusable input buffers. */
+/**
+ * A model folder ready to predict: one onnxruntime session, one tokenizer, reusable input buffers.
+ * Concurrent calls (e.g. from a server) are queued and served one at a time.
+ */
 export class Predictor {
   readonly labels: LabelSet;
   readonly windowSize: number;
@@ -71,6 +74,7 @@ export class Predictor {
   private ids = new Int32Array(0);
   private mask = new Int32Array(0);
   private checkedLabels = false;
+  private readonly queue = new SerialQueue();
 
   private constructor(
     readonly folder: ModelFolder,
@@ -174,7 +178,11 @@ export class Predictor {
     this.checkedLabels = true;
   }
 
-  private async forEachChunk(texts: string[], use: (chunk: string[], ems: TextEmissions[]) => void): Promise<void> {
+  private forEachChunk(texts: string[], use: (chunk: string[], ems: TextEmissions[]) => void): Promise<void> {
+    return this.queue.run(() => this.chunks(texts, use));
+  }
+
+  private async chunks(texts: string[], use: (chunk: string[], ems: TextEmissions[]) => void): Promise<void> {
     let done = 0;
     for (let s = 0; s < texts.length; s += this.chunkTexts) {
       const chunk = texts.slice(s, s + this.chunkTexts);

@@ -104,6 +104,16 @@ export async function resolveOnnxPath(pathOrFolder: string): Promise<string> {
   );
 }
 
+/** Runs async sections one at a time, in call order (a failed section does not block the next). */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn, fn);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+}
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
@@ -127,7 +137,7 @@ class InputBuffer {
 
 /**
  * A token-classification session. Create with `NerSession.open`, run padded batches, `close()` when done.
- * Input buffers are reused between runs, so do not call `run` concurrently on one session.
+ * Input buffers are reused between runs; concurrent `run` calls are queued and run one at a time.
  */
 export class NerSession {
   /** Milliseconds `InferenceSession.create` took (reading the file and optimizing the graph). */
@@ -139,6 +149,7 @@ export class NerSession {
   /** The logits output's static last dimension, when the graph declares one. */
   readonly numLabels: number | undefined;
   private readonly buffers = new Map<string, InputBuffer>();
+  private readonly queue = new SerialQueue();
   private closed = false;
 
   private constructor(
@@ -209,7 +220,11 @@ export class NerSession {
   }
 
   /** Run a batch given as flat row-major arrays (`batch * seqLen` long). */
-  async runFlat(batch: FlatBatch): Promise<SessionOutput> {
+  runFlat(batch: FlatBatch): Promise<SessionOutput> {
+    return this.queue.run(() => this.runNow(batch));
+  }
+
+  private async runNow(batch: FlatBatch): Promise<SessionOutput> {
     if (this.closed) throw new Error('NerSession.run after close()');
     const { seqLen, batch: b } = batch;
     const n = b * seqLen;
@@ -251,7 +266,7 @@ export class NerSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.session.release();
+    await this.queue.run(() => this.session.release());
   }
 }
 

@@ -154,6 +154,21 @@ describe('windows, batching and decoding', () => {
     });
   }
 
+  it('serves concurrent calls one at a time with the same results as sequential ones', async () => {
+    const c = FACTS.cases.find((x) => x.id === 'bio-crf-msra')!;
+    const p = await Predictor.open(tinyFolder('bio-crf-op14'), { overlap: c.overlap, batchSize: 4 });
+    try {
+      const texts = c.predictions.map((x) => x.text);
+      const halves = [texts.slice(0, 20), texts.slice(20), texts.slice(5, 25)];
+      const sequential = [];
+      for (const h of halves) sequential.push(await p.predict(h));
+      const concurrent = await Promise.all(halves.map((h) => p.predict(h)));
+      expect(concurrent).toEqual(sequential);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('returns no entities for empty text', async () => {
     const p = await Predictor.open(tinyFolder('bio-crf-op14'));
     try {
