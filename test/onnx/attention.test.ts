@@ -620,6 +620,23 @@ describe('initializers also listed as graph inputs (keep_initializers_as_inputs,
   });
 });
 
+describe('duplicated node names', () => {
+  it('refers to such nodes by #index:op, which findNode resolves', () => {
+    const model = load('hf_scores_op14');
+    for (const n of model.graph?.node ?? []) if (n.opType === 'Reshape') n.name = 'Reshape';
+    const r = findAttentionBlocks(model);
+    expect(r.problems).toEqual([]);
+    for (const b of r.blocks) {
+      for (const ref of [b.q.split.node, b.k.split.node, b.v.split.node, b.merge.reshape.node]) {
+        expect(ref).toMatch(/^#\d+:Reshape$/);
+        expect(findNode(model.graph ?? {}, ref)?.opType).toBe('Reshape');
+      }
+      expect(new Set([b.q.split.node, b.k.split.node, b.v.split.node, b.merge.reshape.node]).size).toBe(4);
+      expect(b.softmax.node).toBe(`/bert/encoder/layer.${b.layer}/attention/self/Softmax`);
+    }
+  });
+});
+
 describe('unnamed nodes', () => {
   it('gives the same blocks, with #index:op references that findNode resolves to the same nodes', () => {
     const named = load('gemm_op14');
