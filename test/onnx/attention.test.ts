@@ -4,7 +4,7 @@
  * which ONNX initializer holds which PyTorch parameter — matched by value) and from onnxruntime
  * (attention probabilities recomputed from the reported projections, head split and scale).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -211,6 +211,51 @@ describe.each(NAMES)('findAttentionBlocks on %s', (name) => {
       }
       for (const s of b.scale.ops) expect(op(s.node)).toBe(s.op);
       for (const m of b.masks) expect(op(m.node)).toBe(m.op);
+    }
+  });
+});
+
+interface TinyMeta {
+  layers: number;
+  heads: number;
+  head_size: number;
+  hidden: number;
+  intermediate: number;
+  opset: number;
+  exporter: { attention_scale_on: string; attention_bias: boolean };
+  initializers: Array<{ parameter: string; initializer: string; transposed: boolean }>;
+}
+const TINY = fileURLToPath(new URL('../../fixtures/tiny/', import.meta.url));
+const TINY_DIRS = ['bio-crf-op14', 'bioes-op17', 'bmes-op12-nobias', 'wordpiece-en-op11'].filter((d) => existsSync(`${TINY}${d}/meta.json`));
+
+describe.each(TINY_DIRS)('findAttentionBlocks on fixtures/tiny/%s', (dir) => {
+  it('matches what the fixture generator recorded (heads, scale placement, bias, initializer names)', () => {
+    const meta = JSON.parse(readFileSync(`${TINY}${dir}/meta.json`, 'utf8')) as TinyMeta;
+    const model = decodeModel(readFileSync(`${TINY}${dir}/model.onnx`), `${dir}/model.onnx`);
+    const r = findAttentionBlocks(model);
+    expect(r.problems).toEqual([]);
+    expect(r.blocks.length).toBe(meta.layers);
+    const init = (param: string): string | undefined => meta.initializers.find((x) => x.parameter === param)?.initializer;
+    for (const b of r.blocks) {
+      expect([b.numHeads, b.headSize, b.hidden]).toEqual([meta.heads, meta.head_size, meta.hidden]);
+      expect(b.scale.placement).toBe(meta.exporter.attention_scale_on);
+      expect(b.scale.standard).toBe(true);
+      const L = `bert.encoder.layer.${b.layer}`;
+      if (b.qkv.kind !== 'separate') throw new Error('expected separate Q/K/V');
+      for (const [lin, nm] of [
+        [b.qkv.q, 'attention.self.query'],
+        [b.qkv.k, 'attention.self.key'],
+        [b.qkv.v, 'attention.self.value'],
+      ] as const) {
+        expect(lin.weight).toBe(init(`${L}.${nm}.weight`));
+        expect(lin.bias?.initializer).toBe(meta.exporter.attention_bias ? init(`${L}.${nm}.bias`) : undefined);
+      }
+      expect(b.output.weight).toBe(init(`${L}.attention.output.dense.weight`));
+      expect(b.ffn?.intermediate.weight).toBe(init(`${L}.intermediate.dense.weight`));
+      expect(b.ffn?.intermediate.outFeatures).toBe(meta.intermediate);
+      expect(b.ffn?.output.weight).toBe(init(`${L}.output.dense.weight`));
+      expect(b.ffn?.layerNorm?.scale).toBe(init(`${L}.output.LayerNorm.weight`));
+      expect(b.layerNorm?.kind).toBe(meta.opset >= 17 ? 'LayerNormalization' : 'decomposed');
     }
   });
 });
