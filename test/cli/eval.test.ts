@@ -15,7 +15,9 @@ afterAll(async () => {
 });
 
 describe('ranerc eval gives exactly the scores of the PyTorch predict_spans reference', () => {
-  for (const c of FACTS) {
+  // bio-crf-msra (overlap 15) is the same model and data as bio-crf-msra-default-overlap; its predictions are
+  // checked in test/runtime/predict.test.ts, so the CLI runs one of the two (keeps this file fast).
+  for (const c of FACTS.filter((x) => x.id !== 'bio-crf-msra')) {
     it(`${c.id}: ${c.model} on ${c.data} (${c.mode}, overlap ${c.overlap})`, async () => {
       const model = join(REPO, c.model);
       const onnx = join(model, 'model.onnx');
