@@ -263,6 +263,8 @@ export interface AttentionFailure {
   layer?: number;
   /** The node where matching failed. */
   node: NodeRef;
+  /** What could not be matched: a whole attention block, only its FFN (the block is still returned), or the graph. */
+  part: 'attention' | 'ffn' | 'graph';
   message: string;
 }
 
@@ -1550,7 +1552,7 @@ export function findAttentionBlocks(model: onnx.IModelProto): AttentionReport {
   const blocks: AttentionBlock[] = [];
   const graph = model.graph;
   if (!graph) {
-    failures.push({ node: '(model)', message: 'the model has no graph' });
+    failures.push({ node: '(model)', part: 'graph', message: 'the model has no graph' });
     return { blocks, failures, problems: failures.map(formatFailure) };
   }
   const g = new GraphView(graph);
@@ -1559,6 +1561,7 @@ export function findAttentionBlocks(model: onnx.IModelProto): AttentionReport {
     if (FUSED_ATTENTION_OPS.has(n.opType ?? '') && (n.domain ?? '') !== '') {
       failures.push({
         node: g.ref(n),
+        part: 'graph',
         message: `fused ${n.domain}.${n.opType} node: attention already fused by an optimizer is not supported (export the unfused model)`,
       });
     }
@@ -1569,15 +1572,16 @@ export function findAttentionBlocks(model: onnx.IModelProto): AttentionReport {
       m.ffnFailure = undefined;
       blocks.push(m.block(sm, layer));
       const ffnFailure = m.takeFfnFailure();
-      if (ffnFailure) failures.push({ layer, node: ffnFailure.node, message: `FFN not matched: ${ffnFailure.message}` });
+      if (ffnFailure) failures.push({ layer, node: ffnFailure.node, part: 'ffn', message: `FFN not matched: ${ffnFailure.message}` });
     } catch (e) {
       if (!(e instanceof MatchError)) throw e;
-      failures.push({ layer, node: e.node, message: e.message });
+      failures.push({ layer, node: e.node, part: 'attention', message: e.message });
     }
   });
   if (candidates.length === 0 && failures.length === 0) {
     failures.push({
       node: '(graph)',
+      part: 'graph',
       message: 'no attention found: no Softmax over a MatMul of two activations',
     });
   }
@@ -1611,7 +1615,7 @@ function formatFailure(f: AttentionFailure): string {
  * matching failed. `needFfn` also requires every block's FFN.
  */
 export function requireAttentionBlocks(report: AttentionReport, opts: { needFfn?: boolean; file?: string } = {}): AttentionBlock[] {
-  const relevant = report.failures.filter((f) => opts.needFfn || !f.message.startsWith('FFN not matched'));
+  const relevant = report.failures.filter((f) => opts.needFfn || f.part !== 'ffn');
   const first = relevant[0];
   if (first) {
     throw new GraphError(`cannot match the attention blocks: ${formatFailure(first)}`, {

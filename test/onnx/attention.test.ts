@@ -369,9 +369,26 @@ describe('findAttentionBlocks on graphs it cannot (fully) match', () => {
     const r = findAttentionBlocks(model);
     expect(r.blocks.map((b) => b.layer)).toEqual([1]);
     expect(r.failures).toHaveLength(1);
-    expect(r.failures[0]).toMatchObject({ layer: 0, node: before.scale.ops[0].node });
+    expect(r.failures[0]).toMatchObject({ layer: 0, part: 'attention', node: before.scale.ops[0].node });
     expect(r.problems[0]).toContain(before.scale.ops[0].node);
     expect(r.problems[0]).toMatch(/^layer 0: /);
+  });
+
+  it('an FFN that cannot be matched keeps the attention block and is reported as an FFN problem', () => {
+    const model = load('hf_scores_op14');
+    const b1 = findAttentionBlocks(model).blocks[1];
+    const mm = findNode(model.graph ?? {}, b1.ffn?.output.node ?? '');
+    if (!mm?.input) throw new Error('no FFN output MatMul');
+    mm.input[1] = 'attention_mask'; // no longer a dense layer with a weight
+    const r = findAttentionBlocks(model);
+    expect(r.blocks.map((b) => [b.layer, b.ffn === undefined])).toEqual([
+      [0, false],
+      [1, true],
+    ]);
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]).toMatchObject({ layer: 1, part: 'ffn', node: b1.ffn?.output.node });
+    expect(requireAttentionBlocks(r)).toHaveLength(2);
+    expect(() => requireAttentionBlocks(r, { needFfn: true })).toThrow(GraphError);
   });
 
   it('a head-split target shape that is neither a constant nor a Concat names the Reshape', () => {
