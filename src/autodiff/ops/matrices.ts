@@ -9,6 +9,27 @@ function toFloat(t: tf.Tensor): tf.Tensor {
   return t.dtype === 'float32' ? t : tf.cast(t, 'float32');
 }
 
+/**
+ * A 2-D product whose gradient uses explicit transposes: dA = dy · transpose(B), dB = transpose(A) · dy.
+ * tfjs' own MatMul gradient asks for transposed products, which the wasm backend runs on a slow
+ * non-XNNPACK path (~10x slower than the plain product); a transpose is a cheap copy.
+ */
+const matMul2d = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+    },
+  };
+});
+
+function product2d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.getBackend() === 'wasm' ? matMul2d(a, b) : tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+}
+
 /** numpy.matmul on tfjs: 1-D operands promoted and squeezed, batch dims broadcast. */
 export function matmul(node: NodeView, a0: tf.Tensor, b0: tf.Tensor): tf.Tensor {
   const intOut = a0.dtype === 'int32' && b0.dtype === 'int32';
@@ -27,7 +48,7 @@ export function matmul(node: NodeView, a0: tf.Tensor, b0: tf.Tensor): tf.Tensor 
     // [..., M, K] × [K, N]: one GEMM over all leading rows.
     const lead = a.shape.slice(0, -1);
     const m = lead.reduce((p, q) => p * q, 1);
-    y = tf.matMul(a.rank === 2 ? a : a.reshape([m, k]), b).reshape([...lead, (b.shape as number[])[1]]);
+    y = product2d(a.rank === 2 ? a : a.reshape([m, k]), b).reshape([...lead, (b.shape as number[])[1]]);
   } else {
     const batchA = a.shape.slice(0, -2);
     const batchB = b.shape.slice(0, -2);
@@ -66,7 +87,7 @@ const ops: OpExecutor[] = [
       const transB = node.int('transB', 0) !== 0;
       // Explicit transposes: the wasm backend's XNNPACK path only takes untransposed operands (its
       // transposeB path is ~10x slower for a [1024, 256] x [1024, 256]^T product).
-      let y = tf.matMul(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b);
+      let y = product2d(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b);
       if (alpha !== 1) y = tf.mul(y, alpha);
       const cv = inputs[2];
       if (cv !== undefined && beta !== 0) {
