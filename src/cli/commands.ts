@@ -3,9 +3,10 @@ import type { SubcommandModule } from './context.js';
 import * as evalCommand from './eval.js';
 import * as inspect from './inspect.js';
 import * as predict from './predict.js';
+import * as run from './run.js';
 
 /**
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench];
+export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, run];
