@@ -91,7 +91,10 @@ export function readField(tree: LocatedTree, path: YamlPath, spec: FieldSpec, re
   };
   if (raw === undefined || (raw === null && !('nullable' in spec && spec.nullable))) {
     if (raw === null && spec.required) bad(expectation(spec));
-    if (spec.required) throw tree.error(path, `is required (${spec.doc})`, `add "${String(path[path.length - 1])}:" here`);
+    if (spec.required) {
+      const parent = path.length > 1 ? ` under ${path.slice(0, -1).join('.')}` : '';
+      throw tree.error(path, `is required (${spec.doc})`, `add "${String(path[path.length - 1])}:"${parent}`);
+    }
     return 'default' in spec ? (spec.default ?? undefined) : undefined;
   }
   switch (spec.type) {
