@@ -1,0 +1,228 @@
+/**
+ * The pure parts of the service: LRU cache, Prometheus exposition, micro-batcher, type colours.
+ */
+import { describe, expect, it } from 'vitest';
+import { MicroBatcher, BatcherClosedError } from '../../src/serve/batcher.js';
+import { hslHex, PALETTE, typeColors } from '../../src/serve/colors.js';
+import { LruCache } from '../../src/serve/lru.js';
+import { escapeHelp, escapeLabelValue, formatValue, Registry } from '../../src/serve/metrics.js';
+
+describe('LruCache', () => {
+  it('evicts the least recently used entry; get refreshes recency', () => {
+    const c = new LruCache<string, number>(3);
+    c.set('a', 1);
+    c.set('b', 2);
+    c.set('c', 3);
+    expect(c.get('a')).toBe(1); // a is now the newest: order b, c, a
+    c.set('d', 4); // evicts b
+    expect(c.keys()).toEqual(['c', 'a', 'd']);
+    expect(c.get('b')).toBeUndefined();
+    c.set('c', 30); // overwrite refreshes c
+    c.set('e', 5); // evicts a
+    expect(c.keys()).toEqual(['d', 'c', 'e']);
+    expect(c.get('c')).toBe(30);
+    expect(c.size).toBe(3);
+  });
+
+  it('capacity 0 stores nothing', () => {
+    const c = new LruCache<string, number>(0);
+    c.set('a', 1);
+    expect(c.get('a')).toBeUndefined();
+    expect(c.size).toBe(0);
+    expect(() => new LruCache(-1)).toThrow(RangeError);
+  });
+});
+
+describe('Prometheus text exposition', () => {
+  it('escapes label values and HELP text as the format specifies (its published example)', () => {
+    // From the Prometheus exposition-format documentation:
+    //   msdos_file_access_time_seconds{path="C:\\DIR\\FILE.TXT",error="Cannot find file:\n\"FILE.TXT\""} 1.458255915e9
+    expect(escapeLabelValue('C:\\DIR\\FILE.TXT')).toBe('C:\\\\DIR\\\\FILE.TXT');
+    expect(escapeLabelValue('Cannot find file:\n"FILE.TXT"')).toBe('Cannot find file:\\n\\"FILE.TXT\\"');
+    expect(escapeHelp('a\\b\nc "d"')).toBe('a\\\\b\\nc "d"');
+    expect([formatValue(Infinity), formatValue(-Infinity), formatValue(NaN), formatValue(0.25)]).toEqual(['+Inf', '-Inf', 'NaN', '0.25']);
+  });
+
+  it('renders counters, gauges and cumulative histograms with _sum and _count', () => {
+    const r = new Registry();
+    const c = r.counter('http_requests_total', 'The total number of HTTP requests.', ['method', 'code']);
+    c.inc({ method: 'post', code: '200' }, 1027);
+    c.inc({ method: 'post', code: '400' }, 3);
+    const h = r.histogram('http_request_duration_seconds', 'A histogram of the request duration.', [0.05, 0.1, 0.2, 0.5, 1]);
+    // 2 observations per bucket, 1 above the last bound; le bounds are inclusive
+    for (const v of [0.01, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 3]) h.observe({}, v);
+    r.gauge('queue', 'Items waiting.', [], (g) => g.set({}, 7));
+    expect(r.render()).toBe(
+      [
+        '# HELP http_requests_total The total number of HTTP requests.',
+        '# TYPE http_requests_total counter',
+        'http_requests_total{method="post",code="200"} 1027',
+        'http_requests_total{method="post",code="400"} 3',
+        '# HELP http_request_duration_seconds A histogram of the request duration.',
+        '# TYPE http_request_duration_seconds histogram',
+        'http_request_duration_seconds_bucket{le="0.05"} 2',
+        'http_request_duration_seconds_bucket{le="0.1"} 4',
+        'http_request_duration_seconds_bucket{le="0.2"} 6',
+        'http_request_duration_seconds_bucket{le="0.5"} 8',
+        'http_request_duration_seconds_bucket{le="1"} 10',
+        'http_request_duration_seconds_bucket{le="+Inf"} 11',
+        `http_request_duration_seconds_sum ${[0.01, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 3].reduce((a, b) => a + b, 0)}`,
+        'http_request_duration_seconds_count 11',
+        '# HELP queue Items waiting.',
+        '# TYPE queue gauge',
+        'queue 7',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('rejects invalid names, unknown labels and decreasing counters', () => {
+    const r = new Registry();
+    expect(() => r.counter('bad-name', 'x')).toThrow(RangeError);
+    expect(() => r.histogram('h', 'x', [1], ['le'])).toThrow(RangeError);
+    expect(() => r.histogram('h2', 'x', [2, 1])).toThrow(RangeError);
+    const c = r.counter('c_total', 'x', ['a']);
+    expect(() => c.inc({ b: '1' })).toThrow(RangeError);
+    expect(() => c.inc({ a: '1' }, -1)).toThrow(RangeError);
+    expect(() => r.counter('c_total', 'again')).toThrow(RangeError);
+  });
+});
+
+/** A run function that records the batches it gets and answers each item doubled, after `ms`. */
+function recorder(ms = 5): { batches: number[][]; run: (items: number[]) => Promise<number[]> } {
+  const batches: number[][] = [];
+  return {
+    batches,
+    run: async (items) => {
+      batches.push([...items]);
+      await new Promise((r) => setTimeout(r, ms));
+      return items.map((x) => 2 * x);
+    },
+  };
+}
+
+describe('MicroBatcher', () => {
+  it('collects concurrent items into batches of at most maxBatch, in arrival order', async () => {
+    const rec = recorder();
+    const b = new MicroBatcher(rec.run, { maxBatch: 8, maxWaitMs: 1000 });
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const out = await Promise.all(items.map((i) => b.submit(i)));
+    expect(out).toEqual(items.map((i) => 2 * i));
+    // full batches go at once (no 1 s wait); the 4 left wait for the timer or for close
+    expect(rec.batches.slice(0, 2)).toEqual([items.slice(0, 8), items.slice(8, 16)]);
+    expect(rec.batches.flat()).toEqual(items);
+    await b.close();
+  });
+
+  it('waits at most maxWaitMs for company, then runs what it has', async () => {
+    const rec = recorder(0);
+    const b = new MicroBatcher(rec.run, { maxBatch: 100, maxWaitMs: 30 });
+    const t0 = performance.now();
+    const p1 = b.submit(1);
+    const p2 = b.submit(2);
+    expect(await Promise.all([p1, p2])).toEqual([2, 4]);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    expect(rec.batches).toEqual([[1, 2]]);
+    await b.close();
+  });
+
+  it('maxBatch 1 with no wait runs one item at a time, never two runs at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const sizes: number[] = [];
+    const b = new MicroBatcher<number, number>(
+      async (items) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        sizes.push(items.length);
+        await new Promise((r) => setTimeout(r, 2));
+        inFlight--;
+        return items;
+      },
+      { maxBatch: 1, maxWaitMs: 0 },
+    );
+    await Promise.all(Array.from({ length: 10 }, (_, i) => b.submit(i)));
+    expect(sizes).toEqual(new Array(10).fill(1));
+    expect(most).toBe(1);
+  });
+
+  it('items arriving during a run form the next batch as soon as it ends', async () => {
+    const rec = recorder(40);
+    const b = new MicroBatcher(rec.run, { maxBatch: 16, maxWaitMs: 0 });
+    const first = b.submit(0);
+    await new Promise((r) => setTimeout(r, 5)); // the first run is in flight
+    const rest = [1, 2, 3, 4, 5].map((i) => b.submit(i));
+    expect(b.pending).toBe(5);
+    await Promise.all([first, ...rest]);
+    expect(rec.batches).toEqual([[0], [1, 2, 3, 4, 5]]);
+  });
+
+  it('a failing run rejects every item of its batch and the batcher keeps working', async () => {
+    const reports: Array<[number, boolean]> = [];
+    let fail = true;
+    const b = new MicroBatcher<number, number>(
+      async (items) => {
+        if (fail) throw new Error('boom');
+        return items;
+      },
+      { maxBatch: 4, maxWaitMs: 5, onBatch: (n, _ms, ok) => reports.push([n, ok]) },
+    );
+    const bad = await Promise.allSettled([b.submit(1), b.submit(2)]);
+    expect(bad.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    fail = false;
+    expect(await b.submit(3)).toBe(3);
+    expect(reports).toEqual([
+      [2, false],
+      [1, true],
+    ]);
+  });
+
+  it('a run returning the wrong number of results rejects its items', async () => {
+    const b = new MicroBatcher<number, number>(async () => [1], { maxBatch: 4, maxWaitMs: 5 });
+    const r = await Promise.allSettled([b.submit(1), b.submit(2)]);
+    expect(r.every((x) => x.status === 'rejected')).toBe(true);
+  });
+
+  it('close runs what is queued at once, then refuses new items', async () => {
+    const rec = recorder(0);
+    const b = new MicroBatcher(rec.run, { maxBatch: 10, maxWaitMs: 60_000 });
+    const p = [b.submit(1), b.submit(2)];
+    const t0 = performance.now();
+    await b.close();
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(await Promise.all(p)).toEqual([2, 4]);
+    await expect(b.submit(3)).rejects.toBeInstanceOf(BatcherClosedError);
+  });
+});
+
+describe('typeColors', () => {
+  it('people red, places cyan, organisations yellow', () => {
+    expect(typeColors(['PER', 'LOC', 'ORG'])).toEqual({ PER: '#ff2e63', LOC: '#08f7fe', ORG: '#fef200' });
+    // the order of types does not move the reserved colours; the other types take the palette in order
+    expect(typeColors(['MISC', 'ORG', 'LOC', 'PER'])).toEqual({ MISC: PALETTE[0], ORG: '#fef200', LOC: '#08f7fe', PER: '#ff2e63' });
+  });
+
+  it('CLUENER types: name red, address cyan, organization yellow (company is another type, another colour), all distinct', () => {
+    const types = ['address', 'book', 'company', 'game', 'government', 'movie', 'name', 'organization', 'position', 'scene'];
+    const c = typeColors(types);
+    expect(c.name).toBe('#ff2e63');
+    expect(c.address).toBe('#08f7fe');
+    expect(c.organization).toBe('#fef200');
+    expect(new Set(Object.values(c)).size).toBe(types.length);
+  });
+
+  it('stays distinct beyond the palette', () => {
+    const types = Array.from({ length: 60 }, (_, i) => `T${i}`);
+    const c = typeColors(types);
+    expect(new Set(Object.values(c)).size).toBe(60);
+    for (const v of Object.values(c)) expect(v).toMatch(/^#[0-9a-f]{6}$/);
+  });
+
+  it('hslHex matches the CSS colour conversion', () => {
+    // CSS Color 4: hsl(0 100% 50%) = #ff0000, hsl(120 100% 50%) = #00ff00, hsl(180 100% 50%) = #00ffff, hsl(0 0% 50%) = #808080
+    expect(hslHex(0, 100, 50)).toBe('#ff0000');
+    expect(hslHex(120, 100, 50)).toBe('#00ff00');
+    expect(hslHex(180, 100, 50)).toBe('#00ffff');
+    expect(hslHex(0, 0, 50)).toBe('#808080');
+  });
+});
