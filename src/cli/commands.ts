@@ -3,7 +3,6 @@ import type { SubcommandModule } from './context.js';
 import * as evalCommand from './eval.js';
 import * as inspect from './inspect.js';
 import * as predict from './predict.js';
-import * as quantize from './quantize.js';
 import * as run from './run.js';
 import * as serve from './serve.js';
 
@@ -11,4 +10,4 @@ import * as serve from './serve.js';
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, quantize, serve, run];
+export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, serve, run];
