@@ -75,7 +75,7 @@ describe('summary.html in headless Chromium', () => {
 
   it('the table shows summary.json’s numbers, rounded as printed', async () => {
     const rows = await page.locator('#variants tbody tr').evaluateAll((trs) =>
-      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.getAttribute('data-field'), { text: td.textContent ?? '', value: td.getAttribute('data-value') }]))),
+      trs.map((tr) => Object.fromEntries(Array.from(tr.querySelectorAll('td')).map((td) => [td.getAttribute('data-field'), { text: td.textContent ?? '', value: td.getAttribute('data-value') }]))),
     );
     expect(rows.length).toBe(summary.variants.length);
     const base = summary.variants.find((v) => v.baseline)!;
