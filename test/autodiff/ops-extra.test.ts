@@ -3,12 +3,13 @@
  * float32: older-opset semantics (Softmax/LogSoftmax coerced to 2-D before opset 13, axes as
  * attributes before 13/18, Slice attributes before 10, Clip attributes before 11, Split forms),
  * opset-18 axes inputs, and ops whose test data is float64 (CumSum, ReduceLogSumExp, CastLike) or
- * newer than 1.12 (Gelu-20).
+ * newer than 1.12 (Gelu-20); every Constant value_* form; Cast between float, ints and bool (the
+ * 1.12 Cast cases are float16/float64/string only); Pow with constant exponents.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { OnnxExecutor } from '../../src/autodiff/executor.js';
-import { decodeModel, type onnx } from '../../src/onnx/codec.js';
+import { decodeModel, onnx as onnxNs, type onnx } from '../../src/onnx/codec.js';
 import { DataType, makeTensor } from '../../src/onnx/tensor.js';
 import { lcgFloats, maxAbsDiff, oneNodeModel, ortRun } from './helpers.js';
 
@@ -111,6 +112,113 @@ describe('one-node models vs onnxruntime-node', () => {
         tf.dispose(out);
         ex.dispose();
       }
+    });
+  }
+});
+
+/** x → [Constant c] → Add(x, c) → y, or x → Cast → y, built by hand (two nodes where needed). */
+function twoNodeModel(nodes: onnx.INodeProto[], opset: number, outType: number, initializers: onnx.ITensorProto[] = []): Uint8Array {
+  const vi = (name: string, elemType: number, dims?: number[]): onnx.IValueInfoProto => ({
+    name,
+    type: { tensorType: { elemType, shape: dims ? { dim: dims.map((d) => ({ dimValue: d })) } : undefined } },
+  });
+  return onnxNs.ModelProto.encode(
+    onnxNs.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: opset }],
+      graph: { name: 'g', node: nodes, input: [vi('x', F, X)], output: [vi('y', outType)], initializer: initializers },
+    }),
+  ).finish();
+}
+
+/** Max |a − b| where NaN must meet NaN. */
+function diffNaN(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) {
+      if (!(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return Infinity;
+      continue;
+    }
+    m = Math.max(m, Math.abs(a[i] - b[i]));
+  }
+  return m;
+}
+
+async function compareWithOrt(bytes: Uint8Array, scale = 2): Promise<void> {
+  const x = lcgFloats(24, 77, scale);
+  const ref = await ortRun(bytes, { x: { data: x, dims: X, type: 'float32' } });
+  for (const backend of ['cpu', 'wasm'] as const) {
+    const ex = await OnnxExecutor.create(decodeModel(bytes), { backend });
+    const out = ex.run({ x: tf.tensor(x, X) });
+    expect(out.y.shape, backend).toEqual([...ref.y.dims]);
+    expect(diffNaN(Array.from(out.y.dataSync(), Number), ref.y.data), backend).toBeLessThan(2e-6);
+    tf.dispose(out);
+    ex.dispose();
+  }
+}
+
+describe('Constant (every value_* form), Cast, Pow with constant exponents vs onnxruntime-node', () => {
+  const constCases: Array<[string, onnx.IAttributeProto, number]> = [
+    ['value (tensor)', { name: 'value', type: 4, t: makeTensor('', F, [4], [1, -2, 3.5, 0.25]) }, F],
+    ['value_float', { name: 'value_float', type: 1, f: 1.5 }, F],
+    ['value_floats', { name: 'value_floats', type: 6, floats: [0.5, -1, 2, 4] }, F],
+    ['value_int', { name: 'value_int', type: 2, i: 3 }, DataType.INT64],
+    ['value_ints', { name: 'value_ints', type: 7, ints: [1, -2, 3, 7] }, DataType.INT64],
+    [
+      'sparse_value',
+      {
+        name: 'sparse_value',
+        type: 11,
+        sparseTensor: { dims: [4], values: makeTensor('', F, [2], [2.5, -1]), indices: makeTensor('', DataType.INT64, [2], [1, 3]) },
+      },
+      F,
+    ],
+  ];
+  for (const [title, attr, type] of constCases) {
+    it(`Constant ${title}`, async () => {
+      const nodes: onnx.INodeProto[] = [{ name: 'c', opType: 'Constant', output: ['c'], attribute: [attr] }];
+      if (type === F) nodes.push({ name: 'add', opType: 'Add', input: ['x', 'c'], output: ['y'] });
+      else {
+        nodes.push({ name: 'cf', opType: 'Cast', input: ['c'], output: ['cf'], attribute: [int('to', F)] });
+        nodes.push({ name: 'add', opType: 'Add', input: ['x', 'cf'], output: ['y'] });
+      }
+      await compareWithOrt(twoNodeModel(nodes, 14, F));
+    });
+  }
+
+  for (const [to, title] of [
+    [DataType.INT64, 'FLOAT → INT64 (truncation toward zero)'],
+    [DataType.INT32, 'FLOAT → INT32'],
+    [DataType.BOOL, 'FLOAT → BOOL'],
+    [DataType.UINT8, 'FLOAT → UINT8 (non-negative input)'],
+  ] as const) {
+    it(`Cast ${title}`, async () => {
+      const nodes: onnx.INodeProto[] =
+        to === DataType.UINT8
+          ? [
+              { name: 'a', opType: 'Abs', input: ['x'], output: ['ax'] },
+              { name: 'c', opType: 'Cast', input: ['ax'], output: ['y'], attribute: [int('to', to)] },
+            ]
+          : [{ name: 'c', opType: 'Cast', input: ['x'], output: ['y'], attribute: [int('to', to)] }];
+      await compareWithOrt(twoNodeModel(nodes, 13, to), 9);
+    });
+  }
+
+  it('Cast BOOL → FLOAT and INT64 → FLOAT round trip', async () => {
+    const nodes: onnx.INodeProto[] = [
+      { name: 'g', opType: 'Greater', input: ['x', 'zero'], output: ['b'] },
+      { name: 'bf', opType: 'Cast', input: ['b'], output: ['bf'], attribute: [int('to', F)] },
+      { name: 'xi', opType: 'Cast', input: ['x'], output: ['xi'], attribute: [int('to', DataType.INT64)] },
+      { name: 'xf', opType: 'Cast', input: ['xi'], output: ['xf'], attribute: [int('to', F)] },
+      { name: 'add', opType: 'Add', input: ['bf', 'xf'], output: ['y'] },
+    ];
+    await compareWithOrt(twoNodeModel(nodes, 13, F, [makeTensor('zero', F, [], [0])]), 9);
+  });
+
+  for (const e of [2, 0.5, 3, -1]) {
+    it(`Pow with a constant exponent ${e} (NaN where the reference has NaN)`, async () => {
+      const nodes: onnx.INodeProto[] = [{ name: 'p', opType: 'Pow', input: ['x', 'e'], output: ['y'] }];
+      await compareWithOrt(twoNodeModel(nodes, 13, F, [makeTensor('e', F, [], [e])]));
     });
   }
 });

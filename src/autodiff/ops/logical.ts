@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mapBinary, mapN, mapUnary } from '../host.js';
 import { DT } from '../tensordata.js';
 import { registerOps, type OpExecutor } from '../registry.js';
-import { common, noGrad, required } from './util.js';
+import { common, noGrad, required, toBool } from './util.js';
 
 function compare(
   opType: string,
@@ -30,7 +30,7 @@ function logic(opType: string, device: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor
     run: (node, [a, b], ctx) => {
       const x = ctx.tensor(required(node, a, 0));
       const y = ctx.tensor(required(node, b, 1));
-      return [device(tf.cast(x, 'bool'), tf.cast(y, 'bool'))];
+      return [device(toBool(x), toBool(y))];
     },
   };
 }
@@ -47,7 +47,7 @@ const ops: OpExecutor[] = [
   {
     opType: 'Not',
     host: (node, [x]) => [mapUnary(required(node, x, 0), (v) => (v === 0 ? 1 : 0), DT.BOOL)],
-    run: (node, [x], ctx) => [tf.logicalNot(tf.cast(ctx.tensor(required(node, x, 0)), 'bool'))],
+    run: (node, [x], ctx) => [tf.logicalNot(toBool(ctx.tensor(required(node, x, 0))))],
   },
   {
     opType: 'Where',
@@ -56,7 +56,7 @@ const ops: OpExecutor[] = [
       mapN([required(node, c, 0), required(node, a, 1), required(node, b, 2)], (v) => (v[0] !== 0 ? v[1] : v[2]), a!.dtype),
     ],
     run: (node, [c, a, b], ctx) => {
-      const cond = tf.cast(ctx.tensor(required(node, c, 0)), 'bool');
+      const cond = toBool(ctx.tensor(required(node, c, 0)));
       const [x, y] = common([ctx.tensor(required(node, a, 1)), ctx.tensor(required(node, b, 2))]);
       return [tf.where(cond, x, y)];
     },
@@ -76,8 +76,8 @@ const ops: OpExecutor[] = [
       const neg = node.int('detect_negative', 1) === 1;
       return [
         noGrad((v) => {
-          const p = pos ? tf.equal(v, Infinity) : tf.zerosLike(v).cast('bool');
-          const n = neg ? tf.equal(v, -Infinity) : tf.zerosLike(v).cast('bool');
+          const p = pos ? tf.equal(v, Infinity) : tf.zeros(v.shape, 'bool');
+          const n = neg ? tf.equal(v, -Infinity) : tf.zeros(v.shape, 'bool');
           return tf.logicalOr(p, n);
         }, [t]),
       ];

@@ -21,7 +21,7 @@ import {
 import type { NodeView } from '../node.js';
 import { decodeTensor, DT, num } from '../tensordata.js';
 import { registerOps, type OpContext, type OpExecutor, type Value } from '../registry.js';
-import { common, dtypeOf, ints, normAxis, required, tfDtypeOf, unsupportedType } from './util.js';
+import { common, dtypeOf, ints, normAxis, required, tfDtypeOf, toBool, unsupportedType } from './util.js';
 
 type HostIn = readonly (HostTensor | undefined)[];
 
@@ -519,7 +519,8 @@ function castHost(x: HostTensor, to: number): HostTensor {
 
 function castDevice(x: tf.Tensor, to: number): tf.Tensor {
   const dt = tfDtypeOf(to)!;
-  return x.dtype === dt ? tf.clone(x) : tf.cast(x, dt);
+  if (x.dtype === dt) return tf.clone(x);
+  return dt === 'bool' ? toBool(x) : tf.cast(x, dt);
 }
 
 const cast: OpExecutor = {

@@ -93,3 +93,12 @@ export function unsupportedType(node: NodeView, onnxType: number): never {
 export function hostScalar(dtype: number, value: number): HostTensor {
   return host(dtype, [], [value]);
 }
+
+/**
+ * x != 0 as bool. (tf.cast(x, 'bool') from float32 on the wasm backend keeps raw bytes instead of
+ * 0/1, so it is not used for this.)
+ */
+export function toBool(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'bool') return x;
+  return noGrad((t) => tf.notEqual(t, tf.scalar(0, t.dtype)), [x]);
+}
