@@ -171,7 +171,10 @@ export function parseRecipe(text: string, file: string, overrides: readonly Over
         `${!planned && closest(kindV, known) ? `did you mean "${closest(kindV, known)}"? ` : ''}available kinds: ${known.join(', ')}`,
       );
     }
-    steps.push({ name: stepName, def, fields: readStepFields(tree, path, def, ['kind', 'description'], need, { seed, threads }), path });
+    const fields = readStepFields(tree, path, def, ['kind', 'description'], need, { seed, threads });
+    const problem = def.validate?.(fields);
+    if (problem) throw tree.error([...path, problem.field], problem.message, problem.hint);
+    steps.push({ name: stepName, def, fields, path });
   }
 
   // variants

@@ -62,6 +62,11 @@ export interface StepDefinition {
   readonly outputs: readonly string[];
   /** Results depend on the machine (timings): the machine's description is part of the cache key. */
   readonly machineDependent?: boolean;
+  /**
+   * Checks across fields, run when the recipe is validated (fields as validated; paths and references
+   * unresolved). A problem names the field it is about, so the message can point at its line.
+   */
+  validate?(fields: Readonly<Record<string, unknown>>): { field: string; message: string; hint: string } | undefined;
   run(ctx: StepContext, settings: StepSettings): Promise<StepOutcome>;
 }
 
