@@ -132,9 +132,12 @@ function topoSort(nodes: NodeView[], available: Set<string>): NodeView[] {
 function wrapError(node: NodeView, e: unknown): Error {
   if (isRanercError(e)) return e;
   const msg = e instanceof Error ? e.message : String(e);
+  const oom = /Aborted\(\)|out of memory|Cannot enlarge memory|allocation failed/i.test(msg);
   return new GraphError(`${node.opType} node "${node.name}" failed: ${msg}`, {
     node: node.name,
-    hint: 'check the feed shapes and dtypes against the model inputs',
+    hint: oom
+      ? 'the tfjs backend ran out of memory (the wasm heap is capped at 4 GB, and an aborted wasm backend stays unusable in this process); use smaller batches or shorter sequences'
+      : 'check the feed shapes and dtypes against the model inputs',
     cause: e,
   });
 }
