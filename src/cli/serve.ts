@@ -98,7 +98,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--max-wait-ms <ms>',
       'longest a text waits for others to batch with (0 = never)',
-      numberOption('--max-wait-ms', 0, 10_000),
+      numberOption('--max-wait-ms', 0, 60_000),
       SERVE_DEFAULTS.maxWaitMs,
     )
     .option('--cache-size <n>', 'LRU cache entries for repeated texts (0 = off)', intOption('--cache-size', 0, 10_000_000), SERVE_DEFAULTS.cacheSize)

@@ -427,8 +427,11 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     },
-    frameworkErrors: (err, _req, reply) => {
-      void sendError(reply, toApiError(err, o.maxTexts, o.maxBodyBytes));
+    frameworkErrors: (err, req, reply) => {
+      // Errors found before routing (a bad URL) skip the onResponse hook: count the request here.
+      const e = toApiError(err, o.maxTexts, o.maxBodyBytes);
+      m.requests.inc({ method: req.method, route: 'unmatched', status: String(e.status) });
+      void sendError(reply, e);
     },
   });
 
@@ -526,9 +529,15 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     });
   }
 
-  // Shutting down: requests already in flight must not wait out --max-wait-ms for company.
+  // Shutting down: requests already in flight must not wait out --max-wait-ms for company, and their
+  // keep-alive connections close after the answer (so the process need not wait for clients to hang up).
+  let shuttingDown = false;
   app.addHook('preClose', async () => {
+    shuttingDown = true;
     b.flushNow();
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (shuttingDown) reply.header('Connection', 'close');
   });
 
   app.addHook('onClose', async () => {

@@ -116,6 +116,7 @@ describe('POST /predict answers', () => {
     for (let i = 0; i < 3; i++) await postPredict(s2.url, { text: TEXTS[i] });
     await postPredict(s2.url, { text: 1 });
     await http(s2.url, { path: '/nope' });
+    await http(s2.url, { path: '/%E0%A4%A' });
     const r = await http(s2.url, { path: '/metrics' });
     expect(r.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
     const m = await metrics(s2.url);
@@ -124,6 +125,8 @@ describe('POST /predict answers', () => {
     expect(m.get('ranerc_http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
     expect(m.get('ranerc_http_errors_total{code="text_not_string"}')).toBe(1);
     expect(m.get('ranerc_http_errors_total{code="not_found"}')).toBe(1);
+    expect(m.get('ranerc_http_requests_total{method="GET",route="unmatched",status="400"}')).toBe(1);
+    expect(m.get('ranerc_http_errors_total{code="bad_url"}')).toBe(1);
     expect(m.get('ranerc_http_request_duration_seconds_count{route="/predict"}')).toBe(4);
     expect(m.get('ranerc_http_request_duration_seconds_bucket{route="/predict",le="+Inf"}')).toBe(4);
     expect(m.get('ranerc_predict_texts_total')).toBe(3);
