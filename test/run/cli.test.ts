@@ -138,3 +138,23 @@ describe('ranerc run', () => {
     }
   });
 });
+
+describe('docs/ci-example.yml', () => {
+  it('is a GitHub Actions workflow whose ranerc command uses a shipped recipe and real flags, and uploads the run folder', async () => {
+    const { parse } = await import('yaml');
+    const wf = parse(await readFile(join(REPO, 'docs', 'ci-example.yml'), 'utf8')) as {
+      on: unknown;
+      jobs: Record<string, { 'runs-on': string; steps: Array<{ run?: string; uses?: string; with?: Record<string, string> }> }>;
+    };
+    expect(wf.on).toBeTruthy();
+    const steps = Object.values(wf.jobs)[0].steps;
+    const cmd = steps.find((s) => s.run?.startsWith('npx ranerc run'))!.run!.trim().split(/\s+/).slice(1);
+    expect(existsSync(join(REPO, cmd[2]))).toBe(true);
+    const help = (await cli('run', '--help')).out;
+    for (const flag of cmd.filter((a) => a.startsWith('--'))) expect(help).toContain(flag);
+    const upload = steps.find((s) => s.uses?.startsWith('actions/upload-artifact'))!;
+    expect(upload.with!.path).toContain('reports/run-raner-lite/artifacts/');
+    expect(upload.with!.path).toContain('summary.html');
+    expect(steps.findIndex((s) => s.run === 'npm ci')).toBeGreaterThan(-1);
+  });
+});

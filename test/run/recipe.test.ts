@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError, RanercError, UsageError } from '../../src/errors.js';
 import { planRun, variantChain } from '../../src/run/plan.js';
 import { loadRecipe, parseRecipe } from '../../src/run/recipe.js';
@@ -248,6 +248,18 @@ describe('suggestions', () => {
   });
 });
 
-let cleanup: (() => Promise<void>) | undefined;
-beforeAll(() => undefined);
-afterAll(async () => cleanup?.());
+describe('recipes/README.md', () => {
+  it('documents every step kind this build has, with all its fields', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { stepKinds } = await import('../../src/run/steps/index.js');
+    const readme = await readFile(join(REPO, 'recipes', 'README.md'), 'utf8');
+    for (const d of stepKinds()) {
+      if (d.kind === 'resave') continue; // registered by these tests only
+      const start = readme.indexOf(`### \`${d.kind}\``);
+      expect(start, d.kind).toBeGreaterThan(-1);
+      const next = readme.indexOf('\n## ', start);
+      const section = readme.slice(start, next < 0 ? undefined : next).split('\n### ')[0];
+      for (const f of Object.keys(d.fields)) expect(section, `${d.kind}.${f}`).toContain(`| \`${f}\` |`);
+    }
+  });
+});
