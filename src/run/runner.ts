@@ -277,6 +277,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<RunRe
   const firstEval = records.get(measureStepName(recipe.variants[0].name, 'eval'))!;
   const firstBench = records.get(measureStepName(recipe.variants[0].name, 'bench'))!;
   const { model: _m1, ...evalSettings } = firstEval.settings;
+  const evalData = firstEval.manifest.outcome.data?.[0];
   const { model: _m2, ...benchSettings } = firstBench.settings;
   const summary: RunSummary = {
     schema: SUMMARY_SCHEMA,
@@ -285,7 +286,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<RunRe
     environment,
     recipe: { name: recipe.name, file: displayPath(recipe.file), sha256: recipe.sha256, ...(recipe.description ? { description: recipe.description } : {}) },
     baseline: recipe.baseline,
-    measure: { data: firstEval.manifest.outcome.data?.[0] ?? null, eval: evalSettings, bench: benchSettings },
+    measure: { data: evalData ? { ...evalData, path: displayPath(evalData.path) } : null, eval: evalSettings, bench: benchSettings },
     variants,
     gates: { passed: failures.length === 0, failures },
     steps: plan.map((s) => {
