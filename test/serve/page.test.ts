@@ -128,6 +128,21 @@ describe('web page in headless Chromium', () => {
     await page.close();
   });
 
+  it('several lines: each line is tagged as its own text, offsets count from the start of the whole text', async () => {
+    const page = await openPage(en.url);
+    const [a, b] = EN.predictions.filter((p) => p.entities.length > 0).slice(0, 2);
+    const text = `${a.text}\n\n${b.text}`;
+    await page.fill('#text', text);
+    const marks = await highlights(page, text);
+    const shift = [...a.text].length + 2;
+    expect(marks.map(({ color: _c, ...m }) => m)).toEqual([
+      ...a.entities,
+      ...b.entities.map((e) => ({ ...e, start: e.start + shift, end: e.end + shift })),
+    ].sort((x, y) => x.start - y.start));
+    for (const m of marks) expect([...text].slice(m.start, m.end).join('')).toBe(m.text);
+    await page.close();
+  });
+
   it('a text over the limit shows the API error instead of highlights', async () => {
     const page = await openPage(zh.url);
     await page.fill('#text', '中'.repeat(81));

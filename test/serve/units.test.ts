@@ -183,6 +183,18 @@ describe('MicroBatcher', () => {
     expect(r.every((x) => x.status === 'rejected')).toBe(true);
   });
 
+  it('flushNow stops waiting for company: queued items run now, later ones as soon as the model is free', async () => {
+    const rec = recorder(0);
+    const b = new MicroBatcher(rec.run, { maxBatch: 10, maxWaitMs: 60_000 });
+    const t0 = performance.now();
+    const p = [b.submit(1), b.submit(2)];
+    b.flushNow();
+    expect(await Promise.all(p)).toEqual([2, 4]);
+    expect(await b.submit(3)).toBe(6);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(rec.batches).toEqual([[1, 2], [3]]);
+  });
+
   it('close runs what is queued at once, then refuses new items', async () => {
     const rec = recorder(0);
     const b = new MicroBatcher(rec.run, { maxBatch: 10, maxWaitMs: 60_000 });

@@ -47,6 +47,19 @@
     errorBox.hidden = false;
   }
 
+  /** Lines of the text with their code-point offsets; blank lines are kept for display but not sent. */
+  function splitLines(text) {
+    const out = [];
+    let at = 0;
+    for (const line of text.split('\n')) {
+      const cps = Array.from(line);
+      out.push({ line, cps, at });
+      at += cps.length + 1;
+    }
+    return out;
+  }
+
+  /** Highlight `entities` (offsets in code points into the whole text) in `text`. */
   function render(text, entities, rttMs, serverMs) {
     const cps = Array.from(text);
     const frag = document.createDocumentFragment();
@@ -90,6 +103,21 @@
     stats.replaceChildren(...parts.map((p, i) => el('span', i === 1 ? 'latency' : '', p)));
   }
 
+  /** POST one batch of texts; resolves to { results, serverMs } or throws an Error with the API message. */
+  async function predictTexts(texts) {
+    const res = await fetch('/predict', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(texts.length === 1 ? { text: texts[0] } : { texts }),
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
+    const timing = /predict;dur=([\d.]+)/.exec(res.headers.get('server-timing') || '');
+    return { results: texts.length === 1 ? [body] : body.results, serverMs: timing ? Number(timing[1]) : undefined };
+  }
+
+  // Each line is tagged as its own text (an entity never spans a line break); offsets are then moved
+  // to the whole text. A one-line text is exactly what POST /predict {"text"} answers.
   async function analyze() {
     clearTimeout(timer);
     const text = textarea.value;
@@ -108,28 +136,32 @@
     }
     const my = ++seq;
     result.dataset.state = 'busy';
+    const lines = splitLines(text).filter((l) => l.line.trim() !== '');
+    const per = Math.max(1, (info.limits && info.limits.maxTexts) || 64);
     const t0 = performance.now();
     try {
-      const res = await fetch('/predict', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ text }),
-      });
-      const body = await res.json();
-      const rtt = performance.now() - t0;
-      if (my !== seq) return; // a newer request is on its way
-      if (!res.ok) {
-        result.dataset.state = 'error';
-        showError(body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
-        return;
+      const entities = [];
+      let serverMs = 0;
+      let timed = false;
+      for (let i = 0; i < lines.length; i += per) {
+        const part = lines.slice(i, i + per);
+        const answer = await predictTexts(part.map((l) => l.line));
+        if (my !== seq) return; // a newer request is on its way
+        answer.results.forEach((r, k) => {
+          for (const e of r.entities) entities.push({ ...e, start: e.start + part[k].at, end: e.end + part[k].at });
+        });
+        if (answer.serverMs !== undefined) {
+          serverMs += answer.serverMs;
+          timed = true;
+        }
       }
+      const rtt = performance.now() - t0;
       errorBox.hidden = true;
-      const timing = /predict;dur=([\d.]+)/.exec(res.headers.get('server-timing') || '');
-      render(text, body.entities, rtt, timing ? Number(timing[1]) : undefined);
+      render(text, entities, rtt, timed ? serverMs : undefined);
     } catch (e) {
       if (my !== seq) return;
       result.dataset.state = 'error';
-      showError(`request failed: ${e && e.message ? e.message : e}`);
+      showError(e && e.message ? e.message : String(e));
     }
   }
 

@@ -1,0 +1,283 @@
+#!/usr/bin/env node
+/**
+ * Load test of `ranerc serve` on loopback: the same seeded stream of /predict requests (default 2,000 at
+ * concurrency 32, drawn from 500 distinct MSRA test sentences, so texts repeat as real traffic does) is
+ * sent to three servers:
+ *
+ *   one-at-a-time   --max-batch 1  --max-wait-ms 0 --cache-size 0
+ *   micro-batching  --max-batch 32 --max-wait-ms 5 --cache-size 0
+ *   batching+cache  --max-batch 32 --max-wait-ms 5 --cache-size 1024
+ *
+ * Each server is the built CLI (`node bin/ranerc.js serve`, run `npm run build` first) in its own
+ * process, warmed up with other sentences, then loaded by this process through keep-alive connections.
+ * Reports throughput, latency percentiles, batch sizes and cache hits per configuration; an error is a
+ * non-200 answer, a failed connection, or an answer that differs from the one-at-a-time answer for the
+ * same text. Exits 1 if there was any error.
+ *
+ *   node bench/serve.mjs [--model DIR] [--requests 2000] [--concurrency 32] [--distinct 500]
+ *                        [--data FILE.jsonl] [--threads N] [--json]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'ranerc.js');
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    requests: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '32' },
+    distinct: { type: 'string', default: '500' },
+    data: { type: 'string', default: join(REPO, 'fixtures', 'data', 'msra_test_sample.jsonl') },
+    threads: { type: 'string' },
+    seed: { type: 'string', default: '7' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+/** The best model in the repository: the fixture teacher once committed, else a tiny fixture. */
+function defaultModel() {
+  const teacher = join(REPO, 'fixtures', 'teacher', 'model');
+  return existsSync(join(teacher, 'config.json')) ? teacher : join(REPO, 'fixtures', 'tiny', 'bio-crf-op14');
+}
+
+const MODEL = args.model ?? defaultModel();
+const N = Number(args.requests);
+const C = Number(args.concurrency);
+const DISTINCT = Number(args.distinct);
+for (const [k, v] of [['--requests', N], ['--concurrency', C], ['--distinct', DISTINCT]]) {
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`bench/serve: ${k} must be a positive integer`);
+    process.exit(2);
+  }
+}
+if (!existsSync(join(REPO, 'dist', 'cli', 'index.js'))) {
+  console.error('bench/serve: dist/ is missing; run `npm run build` first');
+  process.exit(2);
+}
+
+const CONFIGS = [
+  { name: 'one-at-a-time', flags: ['--max-batch', '1', '--max-wait-ms', '0', '--cache-size', '0'] },
+  { name: 'micro-batching', flags: ['--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+  { name: 'batching+cache', flags: ['--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '1024'] },
+];
+
+/** mulberry32 */
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sentences = readFileSync(args.data, 'utf8')
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => JSON.parse(l).text)
+  .filter((t) => typeof t === 'string' && t.length > 0);
+if (sentences.length < DISTINCT + 64) {
+  console.error(`bench/serve: ${args.data} has ${sentences.length} sentences; need --distinct + 64`);
+  process.exit(2);
+}
+const pool = sentences.slice(0, DISTINCT);
+const warm = sentences.slice(DISTINCT, DISTINCT + 64);
+const r = rng(Number(args.seed));
+const stream = Array.from({ length: N }, () => pool[Math.floor(r() * pool.length)]);
+
+function post(url, agent, text) {
+  const u = new URL(url);
+  const body = JSON.stringify({ text });
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = request(
+      { host: u.hostname, port: u.port, method: 'POST', path: '/predict', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
+        res.on('error', (e) => resolve({ status: 0, body: String(e), ms: performance.now() - t0 }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: 0, body: String(e), ms: performance.now() - t0 }));
+    req.end(body);
+  });
+}
+
+async function getText(url, path) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    request({ host: u.hostname, port: u.port, path }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(b));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+function metric(text, name) {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+function startServer(flags) {
+  const extra = args.threads ? ['--threads', args.threads] : [];
+  const proc = spawn(process.execPath, [BIN, 'serve', '--model', MODEL, '--port', '0', ...flags, ...extra], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (c) => (err += c));
+  const exit = new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    proc.stdout.on('data', (c) => {
+      out += c;
+      const m = /^ranerc serve: (http:\/\/\S+)$/m.exec(out);
+      if (m) resolve({ proc, url: m[1], exit, err: () => err });
+    });
+    exit.then(({ code }) => reject(new Error(`ranerc serve exited ${code} before listening:\n${err}`)));
+  });
+}
+
+function pct(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function runConfig(cfg, reference) {
+  const srv = await startServer(cfg.flags);
+  const agent = new Agent({ keepAlive: true, maxSockets: C });
+  try {
+    // warm-up with sentences outside the measured pool (no cache pre-filling)
+    await Promise.all(warm.map((t) => post(srv.url, agent, t)));
+    const before = await getText(srv.url, '/metrics');
+    const lat = new Array(N);
+    const answers = new Array(N);
+    let errors = 0;
+    let mismatches = 0;
+    const samples = [];
+    let next = 0;
+    const t0 = performance.now();
+    const worker = async () => {
+      while (next < N) {
+        const i = next++;
+        const res = await post(srv.url, agent, stream[i]);
+        lat[i] = res.ms;
+        answers[i] = res.body;
+        if (res.status !== 200) {
+          errors++;
+          if (samples.length < 3) samples.push(`${res.status} ${res.body.slice(0, 200)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: C }, worker));
+    const wall = (performance.now() - t0) / 1000;
+    const after = await getText(srv.url, '/metrics');
+    for (let i = 0; i < N; i++) {
+      const want = reference?.get(stream[i]);
+      if (want !== undefined && answers[i] !== want) {
+        mismatches++;
+        if (samples.length < 3) samples.push(`differs from one-at-a-time for ${JSON.stringify(stream[i].slice(0, 40))}`);
+      }
+    }
+    const d = (name) => metric(after, name) - metric(before, name);
+    const sorted = [...lat].sort((a, b) => a - b);
+    const result = {
+      config: cfg.name,
+      flags: cfg.flags.join(' '),
+      requests: N,
+      errors: errors + mismatches,
+      http_errors: errors,
+      mismatches,
+      seconds: wall,
+      throughput_rps: N / wall,
+      p50_ms: pct(sorted, 50),
+      p90_ms: pct(sorted, 90),
+      p99_ms: pct(sorted, 99),
+      max_ms: sorted[sorted.length - 1],
+      model_runs: d('ranerc_batch_size_count'),
+      mean_batch: d('ranerc_batch_size_count') > 0 ? d('ranerc_batch_size_sum') / d('ranerc_batch_size_count') : 0,
+      cache_hits: d('ranerc_cache_hits_total'),
+      coalesced: d('ranerc_cache_coalesced_total'),
+      samples,
+    };
+    const answersByText = new Map();
+    stream.forEach((t, i) => answersByText.set(t, answers[i]));
+    return { result, answersByText };
+  } finally {
+    agent.destroy();
+    srv.proc.kill('SIGTERM');
+    const ex = await srv.exit;
+    if (ex.code !== 0) console.error(`warning: ${cfg.name} server exited ${ex.code ?? ex.signal}:\n${srv.err()}`);
+  }
+}
+
+function table(rows, base) {
+  const header = ['config', 'req/s', 'speed-up', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'model runs', 'mean batch', 'cache hits', 'shared'];
+  const body = rows.map((x) => [
+    x.config,
+    x.throughput_rps.toFixed(1),
+    `${(x.throughput_rps / base).toFixed(2)}×`,
+    x.p50_ms.toFixed(1),
+    x.p90_ms.toFixed(1),
+    x.p99_ms.toFixed(1),
+    x.max_ms.toFixed(1),
+    String(x.errors),
+    String(x.model_runs),
+    x.mean_batch.toFixed(2),
+    String(x.cache_hits),
+    String(x.coalesced),
+  ]);
+  const w = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
+
+const env = {
+  model: relative(REPO, MODEL) || MODEL,
+  requests: N,
+  concurrency: C,
+  distinct_texts: DISTINCT,
+  data: relative(REPO, args.data),
+  node: process.version,
+  cpu: cpus()[0]?.model.trim() ?? 'unknown',
+  cores: availableParallelism(),
+  threads: args.threads ?? 'default',
+  loadavg_before: loadavg().map((x) => x.toFixed(2)).join(' '),
+};
+if (!args.json) {
+  console.log(`ranerc serve load test: ${N} POST /predict at concurrency ${C} on loopback, ${DISTINCT} distinct texts from ${env.data}`);
+  console.log(`model ${env.model}; node ${env.node}; ${env.cores} cores (${env.cpu}); onnxruntime threads ${env.threads}; load average ${env.loadavg_before}`);
+}
+const results = [];
+let reference;
+for (const cfg of CONFIGS) {
+  if (!args.json) process.stdout.write(`  ${cfg.name} (${cfg.flags.join(' ')}) … `);
+  const { result, answersByText } = await runConfig(cfg, reference);
+  if (!reference) reference = answersByText;
+  results.push(result);
+  if (!args.json) console.log(`${result.throughput_rps.toFixed(1)} req/s, p99 ${result.p99_ms.toFixed(1)} ms, ${result.errors} errors`);
+}
+env.loadavg_after = loadavg().map((x) => x.toFixed(2)).join(' ');
+const totalErrors = results.reduce((a, x) => a + x.errors, 0);
+if (args.json) {
+  console.log(JSON.stringify({ bench: 'serve', environment: env, results }, null, 2));
+} else {
+  console.log('');
+  console.log(table(results, results[0].throughput_rps));
+  console.log('');
+  console.log('errors: non-200 answers, failed connections, and answers that differ from one-at-a-time for the same text');
+  console.log('shared: cache misses answered by the model run of an identical text already in flight');
+  for (const x of results) for (const s of x.samples) console.log(`  ${x.config}: ${s}`);
+}
+process.exitCode = totalErrors === 0 ? 0 : 1;
