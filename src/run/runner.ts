@@ -16,9 +16,9 @@
  * taken from the cache when its manifest has the same key and its outputs still have the recorded
  * content hashes. Each step folder is written atomically: a failed step leaves the previous one.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { InputError, isRanercError } from '../errors.js';
+import { InputError, isRanercError, UsageError } from '../errors.js';
 import { collectEnvironment, ranercVersion } from '../report/environment.js';
 import { createProgress } from '../report/progress.js';
 import { renderMarkdown } from '../report/markdown.js';
@@ -122,11 +122,58 @@ async function cachedManifest(dir: string, key: string, hashes: HashCache): Prom
   return m;
 }
 
+/**
+ * Hold `outDir/.lock` while `work` runs, so two runs never write one run folder; a lock left by a
+ * process that no longer exists is taken over. Temp folders of interrupted step writes are removed.
+ */
+async function withRunLock<T>(outDir: string, work: () => Promise<T>): Promise<T> {
+  await mkdir(outDir, { recursive: true });
+  const lock = join(outDir, '.lock');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new UsageError(`another ranerc run (process ${pid}) is using ${outDir}`, {
+          hint: `wait for it to finish, or pass a different --out; delete ${lock} if that process is not ranerc`,
+        });
+      }
+      await rm(lock, { force: true });
+    }
+  }
+  try {
+    const stepsDir = join(outDir, 'steps');
+    for (const name of await readdir(stepsDir).catch(() => [] as string[])) {
+      if (name.startsWith('.') && name.endsWith('.tmp')) await rm(join(stepsDir, name), { recursive: true, force: true });
+    }
+    return await work();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Run a validated recipe. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<RunResult> {
+  const outDir = resolve(opts.outDir ?? defaultOutDir(recipe));
+  planRun(recipe); // a reference cycle is reported before anything is written
+  return withRunLock(outDir, () => runLocked(recipe, outDir, opts));
+}
+
+async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Promise<RunResult> {
   const t0 = performance.now();
   const now = opts.now ?? (() => new Date());
-  const outDir = resolve(opts.outDir ?? defaultOutDir(recipe));
   const plan = planRun(recipe);
   const hashes = new HashCache();
   const records = new Map<string, StepRecord>();

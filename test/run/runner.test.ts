@@ -3,7 +3,7 @@
  * setting re-runs that step and only the steps whose inputs it changed; damaged outputs are re-made;
  * a failed step leaves the previous one; same data → same artifacts.
  */
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
@@ -136,5 +136,15 @@ describe('the step cache', () => {
     // the numbers that do not depend on timing are identical
     const pick = (s: RunSummary) => s.variants.map((v) => [v.name, v.f1, v.perType, v.sizeBytes, v.onnxSha256, v.parameters]);
     expect(pick(fresh.summary)).toEqual(pick(first.summary));
+  });
+
+  it('one run folder, one run: a live lock refuses, a stale one is taken over; interrupted temp folders are removed', async () => {
+    await writeFile(join(out, '.lock'), `${process.ppid}\n`);
+    await expect(run()).rejects.toThrow(/another ranerc run \(process \d+\) is using/);
+    await writeFile(join(out, '.lock'), '2147483646\n');
+    await mkdir(join(out, 'steps', '.copy.1234.deadbeef.tmp'), { recursive: true });
+    expect(ran(await run())).toEqual([]);
+    expect(await exists(join(out, '.lock'))).toBe(false);
+    expect(await exists(join(out, 'steps', '.copy.1234.deadbeef.tmp'))).toBe(false);
   });
 });
