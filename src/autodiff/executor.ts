@@ -274,14 +274,19 @@ export class OnnxExecutor {
       }
     }
 
-    // 3. Classify nodes: fold constant-only ones now, mark shape-only ones as host steps.
-    const hostValues = new Set<string>(constants.keys());
+    // 3. Classify nodes: fold constant-only ones now, mark shape-only ones as host steps. An
+    //    initializer that is also a graph input is only a default (a feed may replace it), so
+    //    nothing downstream of it is folded or cached.
+    const overridable = new Set(inputs.map((i) => i.name).filter((n) => initializers.has(n)));
+    const hostValues = new Set<string>([...constants.keys()].filter((n) => !overridable.has(n)));
     const staticShapes = new Map<string, number[]>();
     for (const t of floatInits) staticShapes.set(t.name ?? '', (t.dims ?? []).map((d) => num(d)));
     const steps: Step[] = [];
     for (const { node, exec, opset } of resolved) {
       const present = node.inputs.filter((i) => i !== '');
-      const allConst = present.every((i) => constants.has(i) || (exec.shapeOnly === true && staticShapes.has(i)));
+      const allConst = present.every(
+        (i) => !overridable.has(i) && (constants.has(i) || (exec.shapeOnly === true && staticShapes.has(i))),
+      );
       if (exec.host && allConst) {
         try {
           const ins = node.inputs.map((i) => {

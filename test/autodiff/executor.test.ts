@@ -115,6 +115,20 @@ describe('create-time checks', () => {
     expect(err.message).toMatch(/nowhere/);
   });
 
+  it('treats an initializer that is also a graph input as a default a feed may replace', async () => {
+    const model = graphWith([{ name: 'rs', opType: 'Reshape', input: ['x', 'shape'], output: ['y'] }]);
+    model.graph!.initializer!.push(makeTensor('shape', DataType.INT64, [2], [3, 2]));
+    model.graph!.input!.push({ name: 'shape', type: { tensorType: { elemType: DataType.INT64 } } });
+    const ex = await OnnxExecutor.create(model, { backend: 'cpu' });
+    const x = tf.tensor([[1, 2, 3], [4, 5, 6]]);
+    const a = ex.run({ x }).y;
+    expect(a.shape).toEqual([3, 2]);
+    const b = ex.run({ x, shape: tf.tensor([1, 6], [2], 'int32') }).y;
+    expect(b.shape).toEqual([1, 6]);
+    tf.dispose([a, b, x]);
+    ex.dispose();
+  });
+
   it('runs nodes listed out of order (topological sort)', async () => {
     const model = graphWith([
       { name: 'add', opType: 'Add', input: ['a', 'w'], output: ['y'] },
