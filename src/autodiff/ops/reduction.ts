@@ -16,7 +16,6 @@ interface ReduceSpec {
   device: (x: tf.Tensor, axes: number[], keep: boolean) => tf.Tensor;
   /** Host accumulation (init, step, finish) for shape-like data; absent → device only. */
   host?: [number, (acc: number, x: number) => number, ((acc: number, n: number) => number)?];
-  /** Output is float even for int input (mean etc. keep the input type in ONNX: cast back). */
 }
 
 /** Resolve axes; undefined means "no-op" (empty axes with noop_with_empty_axes=1). */

@@ -25,7 +25,7 @@ import { common, dtypeOf, ints, normAxis, required, tfDtypeOf, toBool, unsupport
 
 type HostIn = readonly (HostTensor | undefined)[];
 
-/** Both forms of an op that is pure data movement: `plan` computes the index bookkeeping once. */
+/** A host input's values as numbers (undefined when the optional input is absent). */
 function hostInts(v: HostTensor | undefined): number[] | undefined {
   return v === undefined ? undefined : Array.from(v.data);
 }
