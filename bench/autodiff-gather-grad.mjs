@@ -11,6 +11,7 @@
  *
  *   npm run build && node bench/autodiff-gather-grad.mjs [--vocab 21128] [--dim 768] [--batch 8] [--seq 128] [--reps 5]
  */
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../dist/autodiff/backend.js';
 
@@ -25,7 +26,10 @@ const REPS = args.reps ?? 5;
 const N = B * T;
 
 const info = await initBackend('wasm');
-console.log(`backend ${info.name}; table ${V} x ${D}; ids ${B} x ${T} (${N} tokens); median of ${REPS} runs`);
+console.log(
+  `backend ${info.name}; table ${V} x ${D}; ids ${B} x ${T} (${N} tokens); median of ${REPS} runs; ` +
+    `${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+);
 
 const ids = tf.tensor1d(Array.from({ length: N }, (_, i) => (i * 7919 + 13) % V), 'int32');
 const dy = tf.randomNormal([N, D], 0, 1, 'float32', 1);

@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { OnnxExecutor } from '../dist/autodiff/executor.js';
 import { decodeModel } from '../dist/onnx/codec.js';
@@ -45,7 +46,10 @@ console.log(
   `model ${modelPath}: ${params} float parameters, ${ex.variables.size} variables; backend ${ex.backend.name}` +
     `${ex.backend.reason ? ` (${ex.backend.reason})` : ''}; compiled in ${createMs.toFixed(0)} ms`,
 );
-console.log(`batch ${B} x ${T} tokens, median of ${REPS} after one warm-up; node ${process.version}`);
+console.log(
+  `batch ${B} x ${T} tokens, median of ${REPS} after one warm-up; node ${process.version}; ` +
+    `${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (single-threaded wasm: a loaded machine slows it)`,
+);
 
 const ids = Array.from({ length: B * T }, (_, i) => 1 + ((i * 7919) % (vocab - 1)));
 const feeds = {};
