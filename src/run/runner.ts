@@ -16,8 +16,8 @@
  * taken from the cache when its manifest has the same key and its outputs still have the recorded
  * content hashes. Each step folder is written atomically: a failed step leaves the previous one.
  */
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { InputError, isRanercError, UsageError } from '../errors.js';
 import { collectEnvironment, ranercVersion } from '../report/environment.js';
 import { createProgress } from '../report/progress.js';
@@ -189,7 +189,8 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
       const path = pathOf(recipe, records, v);
       if (path !== undefined) {
         settings[k] = path;
-        keySettings[k] = { sha256: await hashInput(hashes, path, recipe, spec, k) };
+        const whole = spec.def.fields[k]?.type === 'model' ? await modelFolderOf(path) : path;
+        keySettings[k] = { sha256: await hashInput(hashes, whole, recipe, spec, k) };
       } else {
         settings[k] = v as ResolvedValue | undefined;
         keySettings[k] = v;
@@ -378,6 +379,18 @@ function pathOf(recipe: Recipe, records: Map<string, StepRecord>, v: SettingValu
     return p;
   }
   return v.path;
+}
+
+/**
+ * What a model path's cache hash covers: a folder as it is; for a .onnx file, the folder around it
+ * (its config.json, vocab and CRF decide the results too) — the parent of an Optimum `onnx/` folder.
+ */
+async function modelFolderOf(path: string): Promise<string> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st || st.isDirectory()) return path;
+  const dir = dirname(path);
+  if (basename(dir) === 'onnx' && !(await exists(join(dir, 'config.json'))) && (await exists(join(dirname(dir), 'config.json')))) return dirname(dir);
+  return dir;
 }
 
 async function hashInput(hashes: HashCache, path: string, recipe: Recipe, spec: StepSpec, field: string): Promise<string> {

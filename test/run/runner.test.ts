@@ -3,7 +3,7 @@
  * setting re-runs that step and only the steps whose inputs it changed; damaged outputs are re-made;
  * a failed step leaves the previous one; same data → same artifacts.
  */
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
@@ -11,7 +11,7 @@ import { loadRecipe } from '../../src/run/recipe.js';
 import { runRecipe, type RunResult } from '../../src/run/runner.js';
 import type { RunSummary } from '../../src/run/summary.js';
 import { exists } from '../../src/util/fs.js';
-import { msraSlice, registerResave, resaveRecipe, resaveRuns, tempDir } from './helpers.js';
+import { msraSlice, registerResave, resaveRecipe, resaveRuns, tempDir, TINY } from './helpers.js';
 
 registerResave();
 
@@ -146,5 +146,22 @@ describe('the step cache', () => {
     expect(ran(await run())).toEqual([]);
     expect(await exists(join(out, '.lock'))).toBe(false);
     expect(await exists(join(out, 'steps', '.copy.1234.deadbeef.tmp'))).toBe(false);
+  });
+
+  it('a model given as its .onnx file is cached by its whole folder (config, vocab, CRF decide the results too)', async () => {
+    const folder = join(dir, 'bare-model');
+    await cp(join(TINY, 'bio-crf-op14'), folder, { recursive: true });
+    const text = (await readFile(recipeFile, 'utf8')).replace(/variants:[\s\S]*?measure:/, `variants:\n  bare:\n    model: ${join(folder, 'model.onnx')}\nmeasure:`).replace(/steps:[\s\S]*?variants:/, 'variants:');
+    const file = join(dir, 'bare.yaml');
+    await writeFile(file, text);
+    const bareOut = join(dir, 'bare-out');
+    const go = async () => runRecipe(await loadRecipe(file), { outDir: bareOut, interactive: false, log: () => undefined });
+    const a = await go();
+    expect(ran(a)).toEqual(['eval@bare', 'bench@bare']);
+    await rm(join(folder, 'crf.json'));
+    const b = await go();
+    expect(ran(b)).toEqual(['eval@bare', 'bench@bare']);
+    expect(b.summary.variants[0].f1).not.toEqual(a.summary.variants[0].f1); // CRF Viterbi vs argmax
+    expect(ran(await go())).toEqual([]);
   });
 });
