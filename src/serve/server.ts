@@ -308,274 +308,286 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     overlap: opts.overlap,
   });
 
-  const cache = new LruCache<string, string>(o.cacheSize);
-  const inflight = new Map<string, Promise<string>>();
+  try {
+    const cache = new LruCache<string, string>(o.cacheSize);
+    const inflight = new Map<string, Promise<string>>();
 
-  /** One model run for a micro-batch; when it fails, each text is retried alone so only the culprit fails. */
-  const runBatch = async (texts: string[]): Promise<Array<string | Error>> => {
-    try {
-      const ents = await predictor.predict(texts);
-      return texts.map((t, i) => entitiesJson(t, ents[i]));
-    } catch (e) {
-      if (texts.length === 1) return [e instanceof Error ? e : new Error(String(e))];
-      const out: Array<string | Error> = [];
-      for (const t of texts) {
-        try {
-          out.push(entitiesJson(t, (await predictor.predict([t]))[0]));
-        } catch (e1) {
-          out.push(e1 instanceof Error ? e1 : new Error(String(e1)));
+    /** One model run for a micro-batch; when it fails, each text is retried alone so only the culprit fails. */
+    const runBatch = async (texts: string[]): Promise<Array<string | Error>> => {
+      try {
+        const ents = await predictor.predict(texts);
+        return texts.map((t, i) => entitiesJson(t, ents[i]));
+      } catch (e) {
+        if (texts.length === 1) return [e instanceof Error ? e : new Error(String(e))];
+        const out: Array<string | Error> = [];
+        for (const t of texts) {
+          try {
+            out.push(entitiesJson(t, (await predictor.predict([t]))[0]));
+          } catch (e1) {
+            out.push(e1 instanceof Error ? e1 : new Error(String(e1)));
+          }
         }
+        return out;
       }
-      return out;
-    }
-  };
+    };
 
-  let batcher: MicroBatcher<string, string | Error> | undefined;
-  const m = buildMetrics(cache, () => batcher!);
-  batcher = new MicroBatcher<string, string | Error>(runBatch, {
-    maxBatch: o.maxBatch,
-    maxWaitMs: o.maxWaitMs,
-    onBatch: (size, ms, ok) => {
-      m.batchSize.observe({}, size);
-      m.batchSeconds.observe({}, ms / 1000);
-      if (!ok) m.batchFailures.inc();
-    },
-  });
-  const b = batcher;
-
-  const labels = predictor.labels;
-  const info: ServeInfo = {
-    ranerc: ranercVersion(),
-    model: modelName(folder),
-    ...(folder.provenance?.command ? { producedBy: folder.provenance.command } : {}),
-    decoder: predictor.decoder,
-    scheme: labels.scheme,
-    labels: [...labels.labels],
-    types: [...labels.types],
-    colors: typeColors(labels.types),
-    window: predictor.windowSize,
-    overlap: predictor.overlap,
-    limits: {
-      maxTextChars: o.maxTextChars,
-      maxTexts: o.maxTexts,
-      maxBodyBytes: o.maxBodyBytes,
+    let batcher: MicroBatcher<string, string | Error> | undefined;
+    const m = buildMetrics(cache, () => batcher!);
+    batcher = new MicroBatcher<string, string | Error>(runBatch, {
       maxBatch: o.maxBatch,
       maxWaitMs: o.maxWaitMs,
-      cacheSize: o.cacheSize,
-    },
-  };
-  m.modelInfo.set(
-    { model: info.model, decoder: info.decoder, scheme: info.scheme, labels: String(info.labels.length), window: String(info.window) },
-    1,
-  );
-
-  /** The answer JSON for one text: cache, then an identical text in flight, then a model run. */
-  const predictOne = (text: string): Promise<string> => {
-    m.texts.inc();
-    const hit = cache.get(text);
-    if (hit !== undefined) {
-      m.hits.inc();
-      return Promise.resolve(hit);
-    }
-    m.misses.inc();
-    if (o.cacheSize > 0) {
-      const flying = inflight.get(text);
-      if (flying) {
-        m.coalesced.inc();
-        return flying;
-      }
-    }
-    const p = b.submit(text).then((r) => {
-      if (r instanceof Error) throw r;
-      cache.set(text, r);
-      return r;
+      onBatch: (size, ms, ok) => {
+        m.batchSize.observe({}, size);
+        m.batchSeconds.observe({}, ms / 1000);
+        if (!ok) m.batchFailures.inc();
+      },
     });
-    if (o.cacheSize > 0) {
-      inflight.set(text, p);
-      const drop = (): void => void inflight.delete(text);
-      p.then(drop, drop);
-    }
-    return p;
-  };
+    const b = batcher;
 
-  const sendError = (reply: FastifyReply, err: ApiError): FastifyReply => {
-    m.errors.inc({ code: err.code });
-    for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-    return reply.code(err.status).type(JSON_TYPE).send(errorBody(err.code, err.message));
-  };
+    const labels = predictor.labels;
+    const info: ServeInfo = {
+      ranerc: ranercVersion(),
+      model: modelName(folder),
+      ...(folder.provenance?.command ? { producedBy: folder.provenance.command } : {}),
+      decoder: predictor.decoder,
+      scheme: labels.scheme,
+      labels: [...labels.labels],
+      types: [...labels.types],
+      colors: typeColors(labels.types),
+      window: predictor.windowSize,
+      overlap: predictor.overlap,
+      limits: {
+        maxTextChars: o.maxTextChars,
+        maxTexts: o.maxTexts,
+        maxBodyBytes: o.maxBodyBytes,
+        maxBatch: o.maxBatch,
+        maxWaitMs: o.maxWaitMs,
+        cacheSize: o.cacheSize,
+      },
+    };
+    m.modelInfo.set(
+      { model: info.model, decoder: info.decoder, scheme: info.scheme, labels: String(info.labels.length), window: String(info.window) },
+      1,
+    );
 
-  const app = Fastify({
-    logger: false,
-    bodyLimit: o.maxBodyBytes,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
-    exposeHeadRoutes: true,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
-    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
-      // Malformed HTTP (bad request line, headers, chunked encoding): answer in the API's error shape and close.
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const code = tooLarge ? 'headers_too_large' : 'bad_http';
-      m.errors.inc({ code });
-      m.requests.inc({ method: '', route: 'unparsed', status: tooLarge ? '431' : '400' });
-      if (!socket.writable || err.code === 'ECONNRESET') {
-        socket.destroy();
+    /** The answer JSON for one text: cache, then an identical text in flight, then a model run. */
+    const predictOne = (text: string): Promise<string> => {
+      m.texts.inc();
+      const hit = cache.get(text);
+      if (hit !== undefined) {
+        m.hits.inc();
+        return Promise.resolve(hit);
+      }
+      m.misses.inc();
+      if (o.cacheSize > 0) {
+        const flying = inflight.get(text);
+        if (flying) {
+          m.coalesced.inc();
+          return flying;
+        }
+      }
+      const p = b.submit(text).then((r) => {
+        if (r instanceof Error) throw r;
+        cache.set(text, r);
+        return r;
+      });
+      if (o.cacheSize > 0) {
+        inflight.set(text, p);
+        const drop = (): void => void inflight.delete(text);
+        p.then(drop, drop);
+      }
+      return p;
+    };
+
+    const sendError = (reply: FastifyReply, err: ApiError): FastifyReply => {
+      m.errors.inc({ code: err.code });
+      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+      return reply.code(err.status).type(JSON_TYPE).send(errorBody(err.code, err.message));
+    };
+
+    const app = Fastify({
+      logger: false,
+      bodyLimit: o.maxBodyBytes,
+      return503OnClosing: true,
+      forceCloseConnections: 'idle',
+      // a client gets 30 s to send its whole request (slow senders cannot hold connections forever)
+      requestTimeout: 30_000,
+      exposeHeadRoutes: true,
+      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+      clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+        // Malformed HTTP (bad request line, headers, chunked encoding): answer in the API's error shape and close.
+        if (!socket.writable || err.code === 'ECONNRESET') {
+          socket.destroy();
+          return;
+        }
+        const [status, reason, code, message] =
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'request headers are too large']
+            : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+              ? [408, 'Request Timeout', 'request_timeout', 'the request was not received in time']
+              : [400, 'Bad Request', 'bad_http', `malformed HTTP request (${err.code ?? err.message})`];
+        m.errors.inc({ code });
+        m.requests.inc({ method: '', route: 'unparsed', status: String(status) });
+        const body = errorBody(code, message);
+        socket.end(
+          `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${JSON_TYPE}\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      },
+      frameworkErrors: (err, req, reply) => {
+        // Errors found before routing (a bad URL) skip the onResponse hook: count the request here.
+        const e = toApiError(err, o.maxTexts, o.maxBodyBytes);
+        m.requests.inc({ method: req.method, route: 'unmatched', status: String(e.status) });
+        void sendError(reply, e);
+      },
+    });
+
+    // Only JSON bodies: the parser insists on UTF-8 (invalid bytes are an error, not U+FFFD) and a JSON value.
+    app.removeAllContentTypeParsers();
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.headers['content-type'] ?? '')?.[1];
+      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+        done(new ApiError(415, 'unsupported_charset', `charset "${charset}" is not supported; send UTF-8 JSON`), undefined);
         return;
       }
-      const body = errorBody(code, tooLarge ? 'request headers are too large' : `malformed HTTP request (${err.code ?? err.message})`);
-      socket.end(
-        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: ${JSON_TYPE}\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    },
-    frameworkErrors: (err, req, reply) => {
-      // Errors found before routing (a bad URL) skip the onResponse hook: count the request here.
-      const e = toApiError(err, o.maxTexts, o.maxBodyBytes);
-      m.requests.inc({ method: req.method, route: 'unmatched', status: String(e.status) });
-      void sendError(reply, e);
-    },
-  });
-
-  // Only JSON bodies: the parser insists on UTF-8 (invalid bytes are an error, not U+FFFD) and a JSON value.
-  app.removeAllContentTypeParsers();
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-    const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.headers['content-type'] ?? '')?.[1];
-    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      done(new ApiError(415, 'unsupported_charset', `charset "${charset}" is not supported; send UTF-8 JSON`), undefined);
-      return;
-    }
-    let s: string;
-    try {
-      s = decoder.decode(body as Buffer);
-    } catch {
-      done(new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8'), undefined);
-      return;
-    }
-    if (s.trim() === '') {
-      done(new ApiError(400, 'empty_body', 'the body is empty; send {"text": "..."}'), undefined);
-      return;
-    }
-    try {
-      done(null, JSON.parse(s) as unknown);
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      done(new ApiError(400, 'invalid_json', `the body is not valid JSON: ${why}`), undefined);
-    }
-  });
-
-  app.setErrorHandler((err, _req, reply) => sendError(reply, toApiError(err, o.maxTexts, o.maxBodyBytes)));
-
-  app.setNotFoundHandler((req, reply) => {
-    const path = (req.url.split('?')[0] ?? '').split('#')[0];
-    const allow = ROUTES.get(path);
-    if (allow) {
-      return sendError(reply, new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}`, { Allow: allow }));
-    }
-    return sendError(reply, new ApiError(404, 'not_found', `no such path: ${path.length > 200 ? `${path.slice(0, 200)}…` : path}; the API is POST /predict`));
-  });
-
-  app.addHook('onRequest', async (_req, reply) => {
-    reply.header('X-Content-Type-Options', 'nosniff');
-  });
-
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    m.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
-    m.duration.observe({ route }, reply.elapsedTime / 1000);
-  });
-
-  const predictSchema = {
-    body: { ...PREDICT_SCHEMA, properties: { ...PREDICT_SCHEMA.properties, texts: { ...PREDICT_SCHEMA.properties.texts, maxItems: o.maxTexts } } },
-  };
-  const noBody = async (req: FastifyRequest): Promise<void> => {
-    if (req.body === undefined) {
-      throw new ApiError(400, 'empty_body', 'the request has no body; send JSON {"text": "..."} with Content-Type: application/json');
-    }
-  };
-  app.post('/predict', { schema: predictSchema, preValidation: noBody }, async (req: FastifyRequest, reply) => {
-    const t0 = performance.now();
-    const body = req.body as PredictBody;
-    if (body.text !== undefined && body.texts !== undefined) {
-      throw new ApiError(400, 'ambiguous_body', 'send either "text" or "texts", not both');
-    }
-    let json: string;
-    if (body.text !== undefined) {
-      checkText(body.text, 'text', o.maxTextChars);
-      json = await predictOne(body.text);
-    } else if (body.texts !== undefined) {
-      if (body.texts.length === 0) throw new ApiError(400, 'empty_texts', '"texts" is empty; send at least one text');
-      body.texts.forEach((t, i) => checkText(t, `texts[${i}]`, o.maxTextChars));
-      json = `{"results":[${(await Promise.all(body.texts.map(predictOne))).join(',')}]}`;
-    } else {
-      throw new ApiError(400, 'missing_text', 'the body has no "text"; send {"text": "..."} or {"texts": ["...", ...]}');
-    }
-    reply.header('Server-Timing', `predict;dur=${(performance.now() - t0).toFixed(2)}`);
-    return reply.type(JSON_TYPE).send(json);
-  });
-
-  app.get('/healthz', async (_req, reply) =>
-    reply.type(JSON_TYPE).send(JSON.stringify({ status: 'ok', model: info.model, uptime_s: Math.round(process.uptime()), queue: b.pending })),
-  );
-
-  app.get('/metrics', async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(m.registry.render()));
-
-  app.get('/api/info', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify(info)));
-
-  for (const [route, asset] of assets) {
-    app.get(route, async (_req, reply) => {
-      reply.header('Content-Security-Policy', CSP);
-      reply.header('Cache-Control', 'no-cache');
-      return reply.type(asset.type).send(asset.body);
+      let s: string;
+      try {
+        s = decoder.decode(body as Buffer);
+      } catch {
+        done(new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8'), undefined);
+        return;
+      }
+      if (s.trim() === '') {
+        done(new ApiError(400, 'empty_body', 'the body is empty; send {"text": "..."}'), undefined);
+        return;
+      }
+      try {
+        done(null, JSON.parse(s) as unknown);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        done(new ApiError(400, 'invalid_json', `the body is not valid JSON: ${why}`), undefined);
+      }
     });
-  }
 
-  // Shutting down: requests already in flight must not wait out --max-wait-ms for company, and their
-  // keep-alive connections close after the answer (so the process need not wait for clients to hang up).
-  let shuttingDown = false;
-  app.addHook('preClose', async () => {
-    shuttingDown = true;
-    b.flushNow();
-  });
-  app.addHook('onSend', async (_req, reply) => {
-    if (shuttingDown) reply.header('Connection', 'close');
-  });
+    app.setErrorHandler((err, _req, reply) => sendError(reply, toApiError(err, o.maxTexts, o.maxBodyBytes)));
 
-  app.addHook('onClose', async () => {
-    await b.close();
-    await predictor.close();
-  });
+    app.setNotFoundHandler((req, reply) => {
+      const path = (req.url.split('?')[0] ?? '').split('#')[0];
+      const allow = ROUTES.get(path);
+      if (allow) {
+        return sendError(reply, new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}`, { Allow: allow }));
+      }
+      return sendError(reply, new ApiError(404, 'not_found', `no such path: ${path.length > 200 ? `${path.slice(0, 200)}…` : path}; the API is POST /predict`));
+    });
 
-  let closing: Promise<void> | undefined;
-  const server: RanercServer = {
-    app,
-    info,
-    metrics: m.registry,
-    close(): Promise<void> {
-      closing ??= (async () => {
-        const grace = setTimeout(() => app.server.closeAllConnections(), o.shutdownGraceMs);
-        grace.unref();
-        try {
-          await app.close();
-        } finally {
-          clearTimeout(grace);
-        }
-      })();
-      return closing;
-    },
-  };
+    app.addHook('onRequest', async (_req, reply) => {
+      reply.header('X-Content-Type-Options', 'nosniff');
+    });
 
-  if (opts.port !== undefined) {
-    try {
-      const address = await app.listen({ port: opts.port, host: o.host });
-      server.url = address;
-    } catch (e) {
-      await server.close();
-      throw e;
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unmatched';
+      m.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+      m.duration.observe({ route }, reply.elapsedTime / 1000);
+    });
+
+    const predictSchema = {
+      body: { ...PREDICT_SCHEMA, properties: { ...PREDICT_SCHEMA.properties, texts: { ...PREDICT_SCHEMA.properties.texts, maxItems: o.maxTexts } } },
+    };
+    const noBody = async (req: FastifyRequest): Promise<void> => {
+      if (req.body === undefined) {
+        throw new ApiError(400, 'empty_body', 'the request has no body; send JSON {"text": "..."} with Content-Type: application/json');
+      }
+    };
+    app.post('/predict', { schema: predictSchema, preValidation: noBody }, async (req: FastifyRequest, reply) => {
+      const t0 = performance.now();
+      const body = req.body as PredictBody;
+      if (body.text !== undefined && body.texts !== undefined) {
+        throw new ApiError(400, 'ambiguous_body', 'send either "text" or "texts", not both');
+      }
+      let json: string;
+      if (body.text !== undefined) {
+        checkText(body.text, 'text', o.maxTextChars);
+        json = await predictOne(body.text);
+      } else if (body.texts !== undefined) {
+        if (body.texts.length === 0) throw new ApiError(400, 'empty_texts', '"texts" is empty; send at least one text');
+        body.texts.forEach((t, i) => checkText(t, `texts[${i}]`, o.maxTextChars));
+        json = `{"results":[${(await Promise.all(body.texts.map(predictOne))).join(',')}]}`;
+      } else {
+        throw new ApiError(400, 'missing_text', 'the body has no "text"; send {"text": "..."} or {"texts": ["...", ...]}');
+      }
+      reply.header('Server-Timing', `predict;dur=${(performance.now() - t0).toFixed(2)}`);
+      return reply.type(JSON_TYPE).send(json);
+    });
+
+    app.get('/healthz', async (_req, reply) =>
+      reply.type(JSON_TYPE).send(JSON.stringify({ status: 'ok', model: info.model, uptime_s: Math.round(process.uptime()), queue: b.pending })),
+    );
+
+    app.get('/metrics', async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(m.registry.render()));
+
+    app.get('/api/info', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify(info)));
+
+    for (const [route, asset] of assets) {
+      app.get(route, async (_req, reply) => {
+        reply.header('Content-Security-Policy', CSP);
+        reply.header('Cache-Control', 'no-cache');
+        return reply.type(asset.type).send(asset.body);
+      });
     }
-  } else {
-    await app.ready();
+
+    // Shutting down: requests already in flight must not wait out --max-wait-ms for company, and their
+    // keep-alive connections close after the answer (so the process need not wait for clients to hang up).
+    let shuttingDown = false;
+    app.addHook('preClose', async () => {
+      shuttingDown = true;
+      b.flushNow();
+    });
+    app.addHook('onSend', async (_req, reply) => {
+      if (shuttingDown) reply.header('Connection', 'close');
+    });
+
+    app.addHook('onClose', async () => {
+      await b.close();
+      await predictor.close();
+    });
+
+    let closing: Promise<void> | undefined;
+    const server: RanercServer = {
+      app,
+      info,
+      metrics: m.registry,
+      close(): Promise<void> {
+        closing ??= (async () => {
+          const grace = setTimeout(() => app.server.closeAllConnections(), o.shutdownGraceMs);
+          grace.unref();
+          try {
+            await app.close();
+          } finally {
+            clearTimeout(grace);
+          }
+        })();
+        return closing;
+      },
+    };
+
+    if (opts.port !== undefined) {
+      try {
+        const address = await app.listen({ port: opts.port, host: o.host });
+        server.url = address;
+      } catch (e) {
+        await server.close();
+        throw e;
+      }
+    } else {
+      await app.ready();
+    }
+    return server;
+  } catch (e) {
+    // nothing stays open when the app cannot be built or cannot listen (close is idempotent)
+    await predictor.close();
+    throw e;
   }
-  return server;
 }
 
 /** `opts` without its undefined values (so they do not override defaults). */

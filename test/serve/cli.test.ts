@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,7 +120,7 @@ describe('bin/ranerc.js serve (child process)', () => {
     expect(performance.now() - t0).toBeLessThan(30_000); // not the 60 s batching wait
     expect(c.err()).toMatch(/SIGTERM: finishing requests in flight/);
     expect(c.err()).toMatch(/stopped/);
-    await expect(http(c.url, { path: '/healthz' })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(http(c.url, { path: '/healthz', agent: new Agent() })).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('exits 0 on SIGINT (Ctrl+C) when idle', async () => {

@@ -318,7 +318,8 @@ describe('close()', () => {
     expect(performance.now() - t0).toBeLessThan(30_000);
     const rs = await Promise.all(pending);
     rs.forEach((r, k) => expect(r.body).toBe(WANT[k]));
-    await expect(http(s.url!, { path: '/healthz' })).rejects.toThrow(/ECONNREFUSED/);
+    // a new connection (not a kept-alive socket of the default agent) is refused
+    await expect(http(s.url!, { path: '/healthz', agent: new Agent() })).rejects.toThrow(/ECONNREFUSED/);
     await s.close(); // idempotent
   });
 });
