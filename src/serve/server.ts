@@ -17,7 +17,7 @@
  * failure of the model; nothing a client sends can crash the process.
  */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { entitiesJson } from '../cli/predict.js';
@@ -286,9 +286,11 @@ function toApiError(e: unknown, maxTexts: number, maxBodyBytes: number): ApiErro
   return new ApiError(500, 'internal_error', `the model failed on this request: ${msg}`);
 }
 
-/** A display name for the folder. */
-function modelName(folder: ModelFolder): string {
-  return folder.bare ? basename(folder.onnxPath) : basename(folder.dir);
+/** A display name for the folder: its name, with the parent's for generic names ("teacher/model"). */
+export function modelName(folder: Pick<ModelFolder, 'bare' | 'dir' | 'onnxPath'>): string {
+  if (folder.bare) return basename(folder.onnxPath);
+  const name = basename(folder.dir);
+  return ['model', 'onnx', 'output', 'out', '.'].includes(name.toLowerCase()) ? `${basename(dirname(folder.dir))}/${name}` : name;
 }
 
 /**

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { MicroBatcher, BatcherClosedError } from '../../src/serve/batcher.js';
 import { hslHex, PALETTE, typeColors } from '../../src/serve/colors.js';
+import { modelName } from '../../src/serve/server.js';
 import { LruCache } from '../../src/serve/lru.js';
 import { escapeHelp, escapeLabelValue, formatValue, Registry } from '../../src/serve/metrics.js';
 
@@ -236,5 +237,13 @@ describe('typeColors', () => {
     expect(hslHex(120, 100, 50)).toBe('#00ff00');
     expect(hslHex(180, 100, 50)).toBe('#00ffff');
     expect(hslHex(0, 0, 50)).toBe('#808080');
+  });
+});
+
+describe('modelName', () => {
+  it('is the folder name, with its parent for generic names, or the .onnx file name for a bare model', () => {
+    expect(modelName({ bare: false, dir: '/x/fixtures/tiny/bio-crf-op14', onnxPath: '/x/fixtures/tiny/bio-crf-op14/model.onnx' })).toBe('bio-crf-op14');
+    expect(modelName({ bare: false, dir: '/x/fixtures/teacher/model', onnxPath: '/x/fixtures/teacher/model/model.onnx' })).toBe('teacher/model');
+    expect(modelName({ bare: true, dir: '/x/fixtures/tiny/bare', onnxPath: '/x/fixtures/tiny/bare/model.onnx' })).toBe('model.onnx');
   });
 });
