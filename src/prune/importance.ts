@@ -1,0 +1,211 @@
+/**
+ * Head (and FFN neuron) importance by gradients of gates (Michel et al. 2019; Hugging Face
+ * `run_bertology.py`'s `compute_heads_importance`), through ranerc's ONNX → tfjs executor.
+ *
+ * Every head's context (the output of the attention-probabilities × V MatMul, [B, heads, T, d]) is
+ * multiplied by a gate ξ[b, h] = 1, one gate per example and head, so one backward pass gives every
+ * example's own gradient. With L_b the summed token cross-entropy of example b (to the gold labels, or
+ * to the model's own argmax predictions), the importance of head h is
+ *
+ *     I_h = Σ_b |∂L_b / ∂ξ[b, h]|  ÷  (number of tokens in the loss)
+ *
+ * FFN neurons the same way, with a gate per example and neuron on the activation output
+ * ([B, T, intermediate]). Normalisation and ranking are in scores.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GraphError } from '../errors.js';
+import { OnnxExecutor } from '../autodiff/executor.js';
+import type { BackendPreference } from '../autodiff/backend.js';
+import { findNode, type AttentionBlock } from '../onnx/attention.js';
+import type { onnx } from '../onnx/codec.js';
+import type { ScoringBatch } from './data.js';
+
+export type LossTarget = 'gold' | 'predicted';
+
+export interface ImportanceOptions {
+  /** Cross-entropy to the gold labels (default) or to the model's own argmax predictions. */
+  target?: LossTarget;
+  /** Also score FFN intermediate neurons. */
+  ffn?: boolean;
+  /** tfjs backend (default 'auto': tfjs-node when installed, else wasm). */
+  backend?: BackendPreference;
+  /** Called after each batch with the number of batches done. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+export interface ImportanceResult {
+  /** Raw head importance I_h per layer (Σ|∂L/∂ξ| ÷ tokens). */
+  heads: number[][];
+  /** Raw neuron importance per layer (only with `ffn`). */
+  ffn?: number[][];
+  /** Tokens counted in the loss. */
+  tokens: number;
+  /** Model input rows scored. */
+  rows: number;
+  /** Mean token cross-entropy over the data (with every gate at 1). */
+  loss: number;
+  /** The tfjs backend that ran. */
+  backend: string;
+  /** Wall time, ms. */
+  ms: number;
+}
+
+interface Gate {
+  tensor: string;
+  units: number;
+  /** Axes of the gated tensor that hold the batch and the units. */
+  batchAxis: number;
+  unitAxis: number;
+  rank: number;
+  layer: number;
+  kind: 'head' | 'neuron';
+}
+
+/** The context tensor of each block and where its batch and head axes are. */
+export function headGates(model: onnx.IModelProto, blocks: readonly AttentionBlock[]): Gate[] {
+  const graph = model.graph ?? {};
+  return blocks.map((b, layer) => {
+    const node = findNode(graph, b.context.matmul);
+    const tensor = node?.output?.[0];
+    if (!tensor) {
+      throw new GraphError(`the context MatMul ${b.context.matmul} of layer ${layer} has no output`, {
+        node: b.context.matmul,
+        hint: 'this is a ranerc bug or a malformed graph; run `ranerc inspect`',
+      });
+    }
+    const rank = b.v.perm.length;
+    const unitAxis = b.v.perm.indexOf(rank - 2);
+    const batchAxis = b.v.perm.indexOf(0);
+    if (unitAxis < 0 || batchAxis < 0 || unitAxis === batchAxis) {
+      throw new GraphError(`cannot tell the head axis of the context in layer ${layer} (V permutation [${b.v.perm.join(', ')}])`, {
+        node: b.context.matmul,
+        hint: 'ranerc expects the V heads split as [batch, seq, heads, head size] and permuted like HF BERT',
+      });
+    }
+    return { tensor, units: b.numHeads, batchAxis, unitAxis, rank, layer, kind: 'head' as const };
+  });
+}
+
+/** The activation output of each block's FFN, [B, T, intermediate]. */
+export function neuronGates(blocks: readonly AttentionBlock[]): Gate[] {
+  return blocks.map((b, layer) => {
+    if (!b.ffn) {
+      throw new GraphError(`layer ${layer} has no matched FFN`, {
+        node: b.output.node,
+        hint: 'FFN neuron pruning needs every layer\'s intermediate dense → activation → output dense; run `ranerc inspect`',
+      });
+    }
+    return { tensor: b.ffn.activation.output, units: b.ffn.intermediate.outFeatures, batchAxis: 0, unitAxis: 2, rank: 3, layer, kind: 'neuron' as const };
+  });
+}
+
+function gateShape(g: Gate, batch: number): number[] {
+  const s = new Array<number>(g.rank).fill(1);
+  s[g.batchAxis] = batch;
+  s[g.unitAxis] = g.units;
+  return s;
+}
+
+type Role = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids';
+const ROLES = new Set<string>(['input_ids', 'attention_mask', 'token_type_ids', 'position_ids']);
+
+function feedsFor(ex: OnnxExecutor, b: ScoringBatch): Record<string, tf.Tensor> {
+  const feeds: Record<string, tf.Tensor> = {};
+  const shape = [b.batch, b.seqLen];
+  for (const io of ex.inputs) {
+    if (ex.variables.has(io.name)) continue; // an initializer also listed as an input
+    if (!ROLES.has(io.name)) {
+      throw new GraphError(`graph input "${io.name}" is unknown to ranerc`, {
+        node: io.name,
+        hint: 'ranerc feeds input_ids, attention_mask, token_type_ids and position_ids; re-export the model with those names',
+      });
+    }
+    const role = io.name as Role;
+    let data: Int32Array;
+    if (role === 'input_ids') data = b.ids;
+    else if (role === 'attention_mask') data = b.mask;
+    else if (role === 'token_type_ids') data = new Int32Array(b.batch * b.seqLen);
+    else data = Int32Array.from({ length: b.batch * b.seqLen }, (_, i) => i % b.seqLen);
+    feeds[io.name] = tf.tensor(data, shape, 'int32');
+  }
+  return feeds;
+}
+
+/**
+ * Importance of every head (and, with `ffn`, every FFN neuron) of `model` over `batches`.
+ * `blocks` = `findAttentionBlocks(model).blocks`.
+ */
+export async function computeImportance(
+  model: onnx.IModelProto,
+  blocks: readonly AttentionBlock[],
+  batches: readonly ScoringBatch[],
+  opts: ImportanceOptions = {},
+): Promise<ImportanceResult> {
+  const t0 = performance.now();
+  const target = opts.target ?? 'gold';
+  const gates = [...headGates(model, blocks), ...(opts.ffn ? neuronGates(blocks) : [])];
+  const ex = await OnnxExecutor.create(model, { trainable: 'none', backend: opts.backend });
+  const sums = gates.map((g) => new Float64Array(g.units));
+  let tokens = 0;
+  let rows = 0;
+  let lossSum = 0;
+  try {
+    const logitsName = ex.outputs[0]?.name;
+    if (!logitsName) throw new GraphError('the model has no output', { hint: 'export the token classifier with a logits output' });
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i];
+      const feeds = feedsFor(ex, b);
+      const lossMask = tf.tensor(b.lossMask, [b.batch, b.seqLen], 'float32');
+      const gold = tf.tensor(b.labels, [b.batch, b.seqLen], 'int32');
+      const xs = gates.map((g) => tf.ones([b.batch, g.units]));
+      const byTensor = new Map<string, number>(gates.map((g, k) => [g.tensor, k]));
+      const f = (...gs: tf.Tensor[]): tf.Scalar => {
+        const tensors: Record<string, (v: tf.Tensor) => tf.Tensor> = {};
+        for (const [name, k] of byTensor) {
+          const g = gates[k];
+          tensors[name] = (v) => {
+            if (v.rank !== g.rank || v.shape[g.batchAxis] !== b.batch || v.shape[g.unitAxis] !== g.units) {
+              throw new GraphError(
+                `layer ${g.layer}: "${name}" has shape [${v.shape.join(', ')}]; expected ${g.units} ${g.kind}s on axis ${g.unitAxis} and batch ${b.batch} on axis ${g.batchAxis}`,
+                { node: name, hint: 'this graph does not lay out attention like HF BERT; run `ranerc inspect`' },
+              );
+            }
+            return tf.mul(v, tf.reshape(gs[k], gateShape(g, b.batch)));
+          };
+        }
+        const logits = ex.run(feeds, { outputs: [logitsName], hooks: { tensors } })[logitsName];
+        const logp = tf.logSoftmax(logits);
+        const labels = target === 'gold' ? gold : tf.argMax(logits, -1);
+        const nll = tf.neg(tf.sum(tf.mul(logp, tf.oneHot(tf.cast(labels, 'int32'), logits.shape[logits.rank - 1])), -1));
+        return tf.sum(tf.mul(nll, lossMask)) as tf.Scalar;
+      };
+      const { value, grads } = tf.valueAndGrads(f)(xs);
+      const per = grads.map((g) => tf.tidy(() => tf.sum(tf.abs(g), 0)));
+      const values = await Promise.all(per.map((t) => t.data()));
+      values.forEach((v, k) => {
+        const s = sums[k];
+        for (let j = 0; j < s.length; j++) s[j] += v[j];
+      });
+      lossSum += (await value.data())[0];
+      tf.dispose([value, ...grads, ...per, ...xs, lossMask, gold, ...Object.values(feeds)]);
+      tokens += b.tokens;
+      rows += b.batch;
+      opts.onBatch?.(i + 1, batches.length);
+    }
+  } finally {
+    ex.dispose();
+  }
+  const denom = Math.max(tokens, 1);
+  const heads: number[][] = [];
+  const ffn: number[][] = [];
+  gates.forEach((g, k) => (g.kind === 'head' ? heads : ffn).push(Array.from(sums[k], (v) => v / denom)));
+  return {
+    heads,
+    ...(opts.ffn ? { ffn } : {}),
+    tokens,
+    rows,
+    loss: lossSum / denom,
+    backend: ex.backend.name,
+    ms: performance.now() - t0,
+  };
+}
