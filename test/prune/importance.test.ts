@@ -51,7 +51,7 @@ async function ortLoss(m: onnx.IModelProto | Uint8Array, bs: readonly ScoringBat
 /** A copy of the model whose head h output-projection rows (in-features) of `block` are scaled by `f` (= gate ξ_h = f). */
 function scaledHead(m: onnx.IModelProto, block: AttentionBlock, h: number, f: number): Uint8Array {
   const copy = decodeModel(encodeModel(m));
-  const g = copy.graph!;
+  const g = copy.graph as onnx.GraphProto;
   const i = g.initializer.findIndex((t) => t.name === block.output.weight);
   const w = g.initializer[i];
   const [r, c] = dimsOf(w);

@@ -212,7 +212,7 @@ describe('refusals', () => {
     const b0 = findAttentionBlocks(model).blocks[0];
     const q = (b0.qkv as { q: { weight: string; node: string } }).q;
     // DequantizeLinear(int8 weight, scale, zero point) in front of the query MatMul
-    const g = model.graph!;
+    const g = model.graph as onnx.GraphProto;
     const w = g.initializer.find((t) => t.name === q.weight)!;
     const vals = tensorToFloat32(w);
     const scale = Math.max(...Array.from(vals, Math.abs)) / 127;
@@ -221,7 +221,7 @@ describe('refusals', () => {
       makeTensor(`${q.weight}_scale`, DataType.FLOAT, [], [scale]),
       makeTensor(`${q.weight}_zp`, DataType.INT8, [], [0]),
     );
-    const mm = g.node.find((n) => n.name === q.node)!;
+    const mm = g.node.find((n) => n.name === q.node) as onnx.NodeProto;
     const deq = new onnx.NodeProto({ name: `${q.weight}_dq`, opType: 'DequantizeLinear', input: [`${q.weight}_q`, `${q.weight}_scale`, `${q.weight}_zp`], output: [`${q.weight}_deq`] });
     g.node.splice(g.node.indexOf(mm), 0, deq);
     mm.input = mm.input.map((i) => (i === q.weight ? `${q.weight}_deq` : i));
