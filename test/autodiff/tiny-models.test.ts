@@ -3,11 +3,12 @@
  * 11/12/14/17): logits equal PyTorch's reference logits and onnxruntime-node's within 1e-4 at
  * several batch sizes and sequence lengths; shape arithmetic stays on the host; no tensor leaks.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { OnnxExecutor } from '../../src/autodiff/executor.js';
-import { lcgInts, loadModel, maxAbsDiff, ortRun, tinyModels } from './helpers.js';
+import { lcgInts, loadModel, maxAbsDiff, ortRun, REPO, tinyModels } from './helpers.js';
 
 interface RefCase {
   name: string;
@@ -117,5 +118,25 @@ describe('tiny PyTorch exports', () => {
       }
       ex.dispose();
     }
+  });
+
+  const teacher = join(REPO, 'fixtures', 'teacher', 'model', 'model.onnx');
+  it.skipIf(!existsSync(teacher))('the fixture teacher matches onnxruntime-node on wasm', async () => {
+    const { bytes, model } = loadModel(teacher);
+    const ex = await OnnxExecutor.create(model, { backend: 'wasm' });
+    const vocab = ex.variables.get('bert.embeddings.word_embeddings.weight')!.shape[0];
+    const [B, T] = [3, 21];
+    const ids = lcgInts(B * T, 1, vocab, 7);
+    const mask = Array.from({ length: B * T }, (_, i) => (i % T < T - 4 * Math.floor(i / T) ? 1 : 0));
+    const types = new Array<number>(B * T).fill(0);
+    const all: Record<string, number[]> = { input_ids: ids, attention_mask: mask, token_type_ids: types };
+    const names = ex.inputs.map((i) => i.name);
+    const want = await ortRun(bytes, Object.fromEntries(names.map((n) => [n, { data: all[n], dims: [B, T], type: 'int64' as const }])));
+    const feeds = Object.fromEntries(names.map((n) => [n, tf.tensor(all[n], [B, T], 'int32')]));
+    const out = ex.run(feeds);
+    const name = ex.outputs[0].name;
+    expect(maxAbsDiff(out[name].dataSync(), want[name].data)).toBeLessThan(1e-4);
+    tf.dispose([out, feeds]);
+    ex.dispose();
   });
 });
