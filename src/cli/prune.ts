@@ -1,0 +1,171 @@
+/**
+ * `ranerc prune --model DIR --data F --ratio R --out DIR [--iterations K] [--no-labels]
+ * [--ffn-ratio R2] [--eval TEST] ...` — gradient-based attention-head pruning with physical head
+ * removal (src/prune/). Parses flags, runs `pruneModelFolder`, prints the key table and writes the
+ * report folder (report.json, report.md, head-importance.svg).
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import type { BackendPreference } from '../autodiff/backend.js';
+import { renderMarkdown } from '../report/markdown.js';
+import { createProgress } from '../report/progress.js';
+import { reportProblem } from '../report/schema.js';
+import { fmt, renderTable } from '../report/table.js';
+import { reportJson, resolveReportDir } from '../report/write.js';
+import { HEATMAP_FILE, pruneModelFolder, type PruneResult } from '../prune/prune.js';
+import { atomicWriteDir } from '../util/fs.js';
+import { action, intOption, numberOption, type CliContext } from './context.js';
+import { addReportOptions, addThreadsOption, addWindowOptions, type ReportFlags, type WindowFlags } from './options.js';
+
+interface PruneFlags extends ReportFlags, WindowFlags {
+  model: string;
+  /** A labels file for a bare .onnx, or false with --no-labels. */
+  labels?: string | false;
+  vocab?: string;
+  data: string;
+  ratio: number;
+  out: string;
+  iterations: number;
+  ffnRatio?: number;
+  eval?: string;
+  allowEmptyLayers?: boolean;
+  skipUnknownTypes?: boolean;
+  maxSentences?: number;
+  batch: number;
+  maxBatchTokens: number;
+  backend: string;
+  threads?: number;
+  bench: boolean;
+  benchSeq: number;
+  benchBatch: number;
+  benchSeconds: number;
+  cacheDir?: string;
+  cache: boolean;
+  verify: boolean;
+}
+
+const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/** The table printed on the terminal. */
+export function pruneSummary(r: PruneResult): string {
+  const d = r.details;
+  const out: string[] = [];
+  out.push(
+    renderTable(
+      ['layer', 'heads', 'kept', 'removed', ...(d.neurons ? ['FFN'] : [])],
+      d.layers.map((l) => [
+        String(l.layer),
+        `${l.keptHeads.length}/${l.headsBefore}`,
+        l.keptHeads.join(' '),
+        l.removedHeads.join(' '),
+        ...(d.neurons ? [l.ffnBefore === undefined ? '' : `${l.ffnAfter}/${l.ffnBefore}`] : []),
+      ]),
+      { align: ['right', 'right', 'left', 'left', 'right'] },
+    ),
+  );
+  const p = d.parameters;
+  const change = (a: number, b: number) => (a > 0 ? `${(((b - a) / a) * 100).toFixed(1)}%` : '');
+  const rows: string[][] = [
+    ['heads', String(d.heads.before), String(d.heads.after), change(d.heads.before, d.heads.after)],
+    ['attention parameters', fmt.int(p.attentionBefore), fmt.int(p.attentionAfter), change(p.attentionBefore, p.attentionAfter)],
+    ['FFN parameters', fmt.int(p.ffnBefore), fmt.int(p.ffnAfter), change(p.ffnBefore, p.ffnAfter)],
+    ['all parameters', fmt.int(p.before), fmt.int(p.after), change(p.before, p.after)],
+  ];
+  const [mb, ma] = r.report.models;
+  rows.push(['size', fmt.bytes(mb.bytes), fmt.bytes(ma.bytes), change(mb.bytes, ma.bytes)]);
+  if (r.f1) rows.push(['F1 %', fmt.pct(r.f1.before.micro.f1), fmt.pct(r.f1.pruned.micro.f1), `${((r.f1.pruned.micro.f1 - r.f1.before.micro.f1) * 100).toFixed(2)} pt`]);
+  if (d.latency) {
+    rows.push([`p50 ms (batch ${d.latency.batch}, seq ${d.latency.seqLen})`, fmt.ms(d.latency.beforeP50Ms), fmt.ms(d.latency.afterP50Ms), change(d.latency.beforeP50Ms, d.latency.afterP50Ms)]);
+  }
+  out.push(renderTable(['', 'before', 'after', 'change'], rows, { align: ['left', 'right', 'right', 'right'] }));
+  if (d.equivalence) out.push(`max |pruned − gated| logits: ${d.equivalence.maxAbsDiff.toExponential(2)}\n`);
+  out.push(`model: ${r.outDir}\n`);
+  return out.join('\n');
+}
+
+async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
+  if (!BACKENDS.includes(flags.backend)) {
+    throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${flags.backend}"`, {
+      hint: 'auto uses @tensorflow/tfjs-node when installed, else wasm',
+    });
+  }
+  const progress = (title: string, total: number) => createProgress(title, total, { interactive: ctx.interactive, json: flags.json });
+  const result = await pruneModelFolder({
+    model: flags.model,
+    labels: typeof flags.labels === 'string' ? flags.labels : undefined,
+    vocab: flags.vocab,
+    data: flags.data,
+    out: flags.out,
+    ratio: flags.ratio,
+    ffnRatio: flags.ffnRatio,
+    iterations: flags.iterations,
+    allowEmptyLayers: flags.allowEmptyLayers,
+    target: flags.labels === false ? 'predicted' : 'gold',
+    skipUnknownTypes: flags.skipUnknownTypes,
+    maxSentences: flags.maxSentences,
+    eval: flags.eval,
+    maxLength: flags.maxLength,
+    overlap: flags.overlap,
+    batchRows: flags.batch,
+    maxBatchTokens: flags.maxBatchTokens,
+    backend: flags.backend as BackendPreference,
+    threads: flags.threads,
+    bench: flags.bench ? { seqLen: flags.benchSeq, batch: flags.benchBatch, seconds: flags.benchSeconds } : false,
+    cacheDir: flags.cache ? flags.cacheDir : false,
+    verify: flags.verify,
+    progress,
+    log: (line) => {
+      if (!flags.json) ctx.err(`${line}\n`);
+    },
+  });
+  const report = result.report;
+  const problem = reportProblem(report);
+  if (problem) throw new Error(`refusing to write an invalid report: ${problem}`);
+  const dir = await resolveReportDir('prune', flags.reportDir);
+  await atomicWriteDir(dir, async (tmp) => {
+    await writeFile(join(tmp, 'report.json'), reportJson(report));
+    await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
+    await writeFile(join(tmp, HEATMAP_FILE), result.heatmapSvg);
+  });
+  if (flags.json) ctx.out(reportJson(report));
+  else ctx.out(pruneSummary(result));
+  for (const w of report.warnings) ctx.err(`warning: ${w}\n`);
+  ctx.err(`report: ${dir}\n`);
+  return 0;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
+    .command('prune')
+    .description('remove the least important attention heads (gradient importance, Michel et al. 2019) from the ONNX graph');
+  cmd
+    .requiredOption('-m, --model <path>', 'model folder (model.onnx + config.json + vocab.txt), or a bare .onnx file')
+    .option('--labels <file>', 'labels for a bare .onnx: one per line, or a JSON file with id2label')
+    .option('--vocab <file>', 'vocab.txt for a bare .onnx')
+    .requiredOption('-d, --data <file>', 'sentences to measure head importance on (JSONL or CoNLL; gold entities unless --no-labels)')
+    .requiredOption('--ratio <r>', 'fraction of all heads to remove: round(r × heads)', numberOption('--ratio', 0, 1))
+    .requiredOption('-o, --out <dir>', 'output model folder')
+    .option('--iterations <k>', 'prune in k rounds, rescoring between them', intOption('--iterations', 1, 1000), 1)
+    .option('--no-labels', "score with the loss to the model's own argmax predictions instead of gold labels")
+    .option('--ffn-ratio <r>', 'also remove this fraction of all FFN intermediate neurons', numberOption('--ffn-ratio', 0, 0.99))
+    .option('--eval <file>', 'labelled test data: F1 before → after')
+    .option('--allow-empty-layers', 'allow removing every head of a layer (its attention output becomes the output bias)')
+    .option('--skip-unknown-types', 'ignore gold entities whose type the model lacks (default: error)')
+    .option('--max-sentences <n>', 'score at most the first n sentences of --data', intOption('--max-sentences', 1))
+    .option('--batch <n>', 'rows per gradient batch', intOption('--batch', 1, 4096), 16)
+    .option('--max-batch-tokens <n>', 'padded tokens per gradient batch', intOption('--max-batch-tokens', 1), 4096)
+    .option('--backend <name>', 'tfjs backend for the gradients: auto, tensorflow, wasm or cpu', 'auto')
+    .option('--no-bench', 'skip the before/after latency comparison')
+    .option('--bench-seq <n>', 'latency comparison: tokens per sequence', intOption('--bench-seq', 2), 128)
+    .option('--bench-batch <n>', 'latency comparison: sequences per run', intOption('--bench-batch', 1), 1)
+    .option('--bench-seconds <s>', 'latency comparison: time both models for at least this long', numberOption('--bench-seconds', 0, 86400), 6)
+    .option('--cache-dir <dir>', 'importance cache (default ~/.cache/ranerc/importance)')
+    .option('--no-cache', 'do not read or write the importance cache')
+    .option('--no-verify', 'skip the pruned-vs-gated logits check');
+  addWindowOptions(cmd);
+  addThreadsOption(cmd);
+  addReportOptions(cmd);
+  cmd.action(action(ctx, 'prune', (opts: PruneFlags) => runPrune(ctx, opts)));
+}
