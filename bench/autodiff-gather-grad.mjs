@@ -73,7 +73,9 @@ const strategies = {
   grad: () => tf.grad((t) => tf.sum(tf.mul(tf.gather(t, ids), dy)))(table),
 };
 
-const ref = strategies.kernel().dataSync().slice();
+const refT = strategies.kernel();
+const ref = refT.dataSync().slice();
+refT.dispose();
 const rows = [];
 for (const [name, f] of Object.entries(strategies)) {
   const ms = time(f);
