@@ -152,3 +152,30 @@ export class MicroBatcher<I, O> {
     for (const f of w) f();
   }
 }
+
+/**
+ * Split a micro-batch into groups of similar token length, so that padding every row of a model run to
+ * its longest row wastes little: items are taken in ascending length and a group is closed when the
+ * next item is longer than its first by more than `max(slack, ratio × (first + 2))` tokens (+2 for
+ * [CLS]/[SEP]). Returns item indices per group, groups in ascending length, stable within equal lengths.
+ * On CPU a run costs about its padded token count, so one run over texts of 20 and 250 tokens costs
+ * nearly two runs of 250: grouping keeps the saving of fewer runs without paying for the padding.
+ */
+export function lengthGroups(lengths: readonly number[], opts: { ratio?: number; slack?: number } = {}): number[][] {
+  const ratio = opts.ratio ?? 0.25;
+  const slack = opts.slack ?? 8;
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let first = 0;
+  for (const i of order) {
+    if (cur.length > 0 && lengths[i] - first > Math.max(slack, ratio * (first + 2))) {
+      out.push(cur);
+      cur = [];
+    }
+    if (cur.length === 0) first = lengths[i];
+    cur.push(i);
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

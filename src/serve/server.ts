@@ -25,7 +25,7 @@ import { loadModelFolder } from '../onnx/folder.js';
 import type { ModelFolder } from '../onnx/types.js';
 import { ranercVersion } from '../report/environment.js';
 import { Predictor } from '../runtime/predict.js';
-import { BatcherClosedError, MicroBatcher } from './batcher.js';
+import { BatcherClosedError, lengthGroups, MicroBatcher } from './batcher.js';
 import { typeColors } from './colors.js';
 import { LruCache } from './lru.js';
 import { PROMETHEUS_CONTENT_TYPE, Registry, type Counter, type Gauge, type Histogram } from './metrics.js';
@@ -174,6 +174,7 @@ interface Metrics {
   batchSize: Histogram;
   batchSeconds: Histogram;
   batchFailures: Counter;
+  predictCalls: Counter;
   modelInfo: Gauge;
 }
 
@@ -193,13 +194,17 @@ function buildMetrics(cache: LruCache<string, string>, batcher: () => MicroBatch
     hits: r.counter('ranerc_cache_hits_total', 'Texts answered from the LRU cache.'),
     misses: r.counter('ranerc_cache_misses_total', 'Texts not in the cache (sent to the model or shared with an identical text in flight).'),
     coalesced: r.counter('ranerc_cache_coalesced_total', 'Cache misses that shared the model run of an identical text already in flight.'),
-    batchSize: r.histogram('ranerc_batch_size', 'Texts per model run (micro-batch size).', [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
+    batchSize: r.histogram('ranerc_batch_size', 'Texts per micro-batch (collected from concurrent requests for one model turn).', [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
     batchSeconds: r.histogram(
       'ranerc_batch_duration_seconds',
-      'Wall time of one model run (tokenize, onnxruntime, decode).',
+      'Wall time of one micro-batch (tokenize, onnxruntime runs, decode).',
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     ),
-    batchFailures: r.counter('ranerc_batch_failures_total', 'Model runs that failed.'),
+    batchFailures: r.counter('ranerc_batch_failures_total', 'Micro-batches whose model run failed.'),
+    predictCalls: r.counter(
+      'ranerc_predict_calls_total',
+      'Pipeline calls (tokenize, onnxruntime, decode): a micro-batch makes one per group of texts of similar token length.',
+    ),
     modelInfo: r.gauge('ranerc_model_info', 'The served model (value 1).', ['model', 'decoder', 'scheme', 'labels', 'window']),
   };
   r.gauge('ranerc_cache_entries', 'Texts held in the LRU cache.', [], (g) => g.set({}, cache.size));
@@ -314,8 +319,12 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     const cache = new LruCache<string, string>(o.cacheSize);
     const inflight = new Map<string, Promise<string>>();
 
-    /** One model run for a micro-batch; when it fails, each text is retried alone so only the culprit fails. */
-    const runBatch = async (texts: string[]): Promise<Array<string | Error>> => {
+    /**
+     * The model runs for a micro-batch: texts grouped by token length (little padding), one Predictor call
+     * per group; when a call fails, its texts are retried alone so only the culprit fails.
+     */
+    const runGroup = async (texts: string[]): Promise<Array<string | Error>> => {
+      m.predictCalls.inc();
       try {
         const ents = await predictor.predict(texts);
         return texts.map((t, i) => entitiesJson(t, ents[i]));
@@ -324,6 +333,7 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
         const out: Array<string | Error> = [];
         for (const t of texts) {
           try {
+            m.predictCalls.inc();
             out.push(entitiesJson(t, (await predictor.predict([t]))[0]));
           } catch (e1) {
             out.push(e1 instanceof Error ? e1 : new Error(String(e1)));
@@ -331,6 +341,16 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
         }
         return out;
       }
+    };
+    const runBatch = async (texts: string[]): Promise<Array<string | Error>> => {
+      if (texts.length === 1) return runGroup(texts);
+      const lengths = texts.map((t) => Math.min(predictor.tokenizer.tokenize(t).length, predictor.windowSize));
+      const out = new Array<string | Error>(texts.length);
+      for (const g of lengthGroups(lengths)) {
+        const answers = await runGroup(g.map((i) => texts[i]));
+        g.forEach((i, k) => (out[i] = answers[k]));
+      }
+      return out;
     };
 
     let batcher: MicroBatcher<string, string | Error> | undefined;

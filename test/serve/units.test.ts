@@ -2,7 +2,7 @@
  * The pure parts of the service: LRU cache, Prometheus exposition, micro-batcher, type colours.
  */
 import { describe, expect, it } from 'vitest';
-import { MicroBatcher, BatcherClosedError } from '../../src/serve/batcher.js';
+import { BatcherClosedError, lengthGroups, MicroBatcher } from '../../src/serve/batcher.js';
 import { hslHex, PALETTE, typeColors } from '../../src/serve/colors.js';
 import { modelName } from '../../src/serve/server.js';
 import { LruCache } from '../../src/serve/lru.js';
@@ -245,5 +245,24 @@ describe('modelName', () => {
     expect(modelName({ bare: false, dir: '/x/fixtures/tiny/bio-crf-op14', onnxPath: '/x/fixtures/tiny/bio-crf-op14/model.onnx' })).toBe('bio-crf-op14');
     expect(modelName({ bare: false, dir: '/x/fixtures/teacher/model', onnxPath: '/x/fixtures/teacher/model/model.onnx' })).toBe('teacher/model');
     expect(modelName({ bare: true, dir: '/x/fixtures/tiny/bare', onnxPath: '/x/fixtures/tiny/bare/model.onnx' })).toBe('model.onnx');
+  });
+});
+
+describe('lengthGroups', () => {
+  it('groups ascending lengths, closing a group when the next is longer than its first by max(8, 25% of first + 2)', () => {
+    //          0   1   2    3   4    5   6
+    const L = [40, 12, 250, 15, 45, 256, 21];
+    // ascending 12(1) 15(3) | 21(6) | 40(0) 45(4) | 250(2) 256(5): 21 − 12 = 9 > max(8, 0.25 × 14) closes [12, 15];
+    // 40 − 21 = 19 > 8 closes [21]; 45 − 40 = 5 stays; 250 − 40 > 10.5 closes; 256 − 250 = 6 stays
+    expect(lengthGroups(L)).toEqual([[1, 3], [6], [0, 4], [2, 5]]);
+    expect(lengthGroups(L).flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  it('keeps equal lengths together in input order; one item is one group; ratio and slack are settable', () => {
+    expect(lengthGroups([30, 30, 30])).toEqual([[0, 1, 2]]);
+    expect(lengthGroups([7])).toEqual([[0]]);
+    expect(lengthGroups([])).toEqual([]);
+    expect(lengthGroups([10, 100, 1000], { ratio: 100 })).toEqual([[0, 1, 2]]);
+    expect(lengthGroups([10, 11, 12], { ratio: 0, slack: 0 })).toEqual([[0], [1], [2]]);
   });
 });
