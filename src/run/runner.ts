@@ -220,6 +220,7 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
             {
               name: spec.name,
               dir: tmp,
+              cacheDir: join(outDir, 'cache', spec.def.kind),
               seed: recipe.seed,
               progress: (title, total) => createProgress(title, total, { interactive: opts.interactive, json: opts.json }),
               log: (line) => opts.log(`${' '.repeat(width * 2 + 3)} ${spec.name}: ${line}`),

@@ -4,6 +4,7 @@
  */
 import { benchStep } from './bench.js';
 import { evalStep } from './eval.js';
+import { pruneStep } from './prune.js';
 import type { StepDefinition } from './types.js';
 
 const registry = new Map<string, StepDefinition>();
@@ -30,4 +31,4 @@ export function stepKinds(): StepDefinition[] {
  */
 export const PLANNED_KINDS: readonly string[] = ['prune', 'finetune', 'quantize', 'distill'];
 
-for (const def of [evalStep, benchStep]) registerStep(def);
+for (const def of [evalStep, benchStep, pruneStep]) registerStep(def);

@@ -19,6 +19,11 @@ export interface StepContext {
   name: string;
   /** An empty folder for the step's outputs (moved into place when the step succeeds). */
   dir: string;
+  /**
+   * A folder the step may keep reusable intermediate results in across runs (e.g. prune's importance
+   * scores, distill's teacher logits), keyed by their own content hashes: `<run folder>/cache/<kind>/`.
+   */
+  cacheDir: string;
   /** The run's seed (recipe `seed`). */
   seed: number;
   /** A progress bar on stderr (silent when stderr is not a terminal or with --json). */
