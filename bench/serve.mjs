@@ -15,7 +15,11 @@
  * same text. Exits 1 if there was any error.
  *
  *   node bench/serve.mjs [--model DIR] [--requests 2000] [--concurrency 32] [--distinct 500]
- *                        [--data FILE.jsonl] [--threads N] [--json]
+ *                        [--rounds 1] [--data FILE.jsonl] [--threads N] [--seed 7] [--json]
+ *
+ * With --rounds R the configurations are run R times each, interleaved, and their rounds pooled
+ * (throughput = all requests / all seconds; percentiles over all latencies): on a shared machine this
+ * keeps a change of background load from favouring one configuration.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -37,6 +41,7 @@ const { values: args } = parseArgs({
     data: { type: 'string', default: join(REPO, 'fixtures', 'data', 'msra_test_sample.jsonl') },
     threads: { type: 'string' },
     seed: { type: 'string', default: '7' },
+    rounds: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -51,7 +56,8 @@ const MODEL = args.model ?? defaultModel();
 const N = Number(args.requests);
 const C = Number(args.concurrency);
 const DISTINCT = Number(args.distinct);
-for (const [k, v] of [['--requests', N], ['--concurrency', C], ['--distinct', DISTINCT]]) {
+const ROUNDS = Number(args.rounds);
+for (const [k, v] of [['--requests', N], ['--concurrency', C], ['--distinct', DISTINCT], ['--rounds', ROUNDS]]) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`bench/serve: ${k} must be a positive integer`);
     process.exit(2);
@@ -191,29 +197,21 @@ async function runConfig(cfg, reference) {
       }
     }
     const d = (name) => metric(after, name) - metric(before, name);
-    const sorted = [...lat].sort((a, b) => a - b);
-    const result = {
-      config: cfg.name,
-      flags: cfg.flags.join(' '),
-      requests: N,
-      errors: errors + mismatches,
-      http_errors: errors,
-      mismatches,
-      seconds: wall,
-      throughput_rps: N / wall,
-      p50_ms: pct(sorted, 50),
-      p90_ms: pct(sorted, 90),
-      p99_ms: pct(sorted, 99),
-      max_ms: sorted[sorted.length - 1],
-      model_runs: d('ranerc_batch_size_count'),
-      mean_batch: d('ranerc_batch_size_count') > 0 ? d('ranerc_batch_size_sum') / d('ranerc_batch_size_count') : 0,
-      cache_hits: d('ranerc_cache_hits_total'),
-      coalesced: d('ranerc_cache_coalesced_total'),
-      samples,
-    };
     const answersByText = new Map();
     stream.forEach((t, i) => answersByText.set(t, answers[i]));
-    return { result, answersByText };
+    return {
+      lat,
+      wall,
+      httpErrors: errors,
+      mismatches,
+      samples,
+      batches: d('ranerc_batch_size_count'),
+      batchTexts: d('ranerc_batch_size_sum'),
+      calls: d('ranerc_predict_calls_total'),
+      hits: d('ranerc_cache_hits_total'),
+      coalesced: d('ranerc_cache_coalesced_total'),
+      answersByText,
+    };
   } finally {
     agent.destroy();
     srv.proc.kill('SIGTERM');
@@ -223,7 +221,7 @@ async function runConfig(cfg, reference) {
 }
 
 function table(rows, base) {
-  const header = ['config', 'req/s', 'speed-up', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'model runs', 'mean batch', 'cache hits', 'shared'];
+  const header = ['config', 'req/s', 'speed-up', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'batches', 'mean batch', 'model calls', 'cache hits', 'shared'];
   const body = rows.map((x) => [
     x.config,
     x.throughput_rps.toFixed(1),
@@ -233,8 +231,9 @@ function table(rows, base) {
     x.p99_ms.toFixed(1),
     x.max_ms.toFixed(1),
     String(x.errors),
-    String(x.model_runs),
+    String(x.batches),
     x.mean_batch.toFixed(2),
+    String(x.model_calls),
     String(x.cache_hits),
     String(x.coalesced),
   ]);
@@ -246,6 +245,7 @@ function table(rows, base) {
 const env = {
   model: relative(REPO, MODEL) || MODEL,
   requests: N,
+  rounds: ROUNDS,
   concurrency: C,
   distinct_texts: DISTINCT,
   data: relative(REPO, args.data),
@@ -256,18 +256,55 @@ const env = {
   loadavg_before: loadavg().map((x) => x.toFixed(2)).join(' '),
 };
 if (!args.json) {
-  console.log(`ranerc serve load test: ${N} POST /predict at concurrency ${C} on loopback, ${DISTINCT} distinct texts from ${env.data}`);
+  console.log(`ranerc serve load test: ${N} POST /predict at concurrency ${C} on loopback, ${DISTINCT} distinct texts from ${env.data}${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds` : ''}`);
   console.log(`model ${env.model}; node ${env.node}; ${env.cores} cores (${env.cpu}); onnxruntime threads ${env.threads}; load average ${env.loadavg_before}`);
 }
-const results = [];
-let reference;
-for (const cfg of CONFIGS) {
-  if (!args.json) process.stdout.write(`  ${cfg.name} (${cfg.flags.join(' ')}) … `);
-  const { result, answersByText } = await runConfig(cfg, reference);
-  if (!reference) reference = answersByText;
-  results.push(result);
-  if (!args.json) console.log(`${result.throughput_rps.toFixed(1)} req/s, p99 ${result.p99_ms.toFixed(1)} ms, ${result.errors} errors`);
+/** One configuration's rounds combined: throughput over all requests, percentiles over all latencies. */
+function summarize(cfg, runs) {
+  const lat = runs.flatMap((x) => x.lat).sort((a, b) => a - b);
+  const sum = (k) => runs.reduce((a, x) => a + x[k], 0);
+  const seconds = sum('wall');
+  return {
+    config: cfg.name,
+    flags: cfg.flags.join(' '),
+    rounds: runs.length,
+    requests: lat.length,
+    errors: sum('httpErrors') + sum('mismatches'),
+    http_errors: sum('httpErrors'),
+    mismatches: sum('mismatches'),
+    seconds,
+    throughput_rps: lat.length / seconds,
+    round_rps: runs.map((x) => x.lat.length / x.wall),
+    p50_ms: pct(lat, 50),
+    p90_ms: pct(lat, 90),
+    p99_ms: pct(lat, 99),
+    max_ms: lat[lat.length - 1],
+    batches: sum('batches'),
+    mean_batch: sum('batches') > 0 ? sum('batchTexts') / sum('batches') : 0,
+    model_calls: sum('calls'),
+    cache_hits: sum('hits'),
+    coalesced: sum('coalesced'),
+    samples: runs.flatMap((x) => x.samples).slice(0, 3),
+  };
 }
+
+// Rounds interleave the configurations (A B C A B C ...) so that a change in the machine's load
+// falls on all of them alike.
+const runsByConfig = CONFIGS.map(() => []);
+let reference;
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [k, cfg] of CONFIGS.entries()) {
+    if (!args.json) process.stdout.write(`  ${ROUNDS > 1 ? `round ${round + 1}: ` : ''}${cfg.name} (${cfg.flags.join(' ')}) … `);
+    const run = await runConfig(cfg, reference);
+    if (!reference) reference = run.answersByText;
+    runsByConfig[k].push(run);
+    if (!args.json) {
+      const sorted = [...run.lat].sort((a, b) => a - b);
+      console.log(`${(run.lat.length / run.wall).toFixed(1)} req/s, p99 ${pct(sorted, 99).toFixed(1)} ms, ${run.httpErrors + run.mismatches} errors`);
+    }
+  }
+}
+const results = CONFIGS.map((cfg, k) => summarize(cfg, runsByConfig[k]));
 env.loadavg_after = loadavg().map((x) => x.toFixed(2)).join(' ');
 const totalErrors = results.reduce((a, x) => a + x.errors, 0);
 if (args.json) {
@@ -277,7 +314,8 @@ if (args.json) {
   console.log(table(results, results[0].throughput_rps));
   console.log('');
   console.log('errors: non-200 answers, failed connections, and answers that differ from one-at-a-time for the same text');
-  console.log('shared: cache misses answered by the model run of an identical text already in flight');
+  console.log('batches: micro-batches (texts collected from concurrent requests); model calls: pipeline runs after');
+  console.log('grouping each batch by token length; shared: cache misses answered by an identical text already in flight');
   for (const x of results) for (const s of x.samples) console.log(`  ${x.config}: ${s}`);
 }
 process.exitCode = totalErrors === 0 ? 0 : 1;
