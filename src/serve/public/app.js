@@ -193,6 +193,7 @@
       modelBox.replaceChildren(
         el('span', 'muted', 'model '),
         el('strong', '', i.model),
+        el('span', 'muted', i.producedBy ? ` (${i.producedBy})` : ''),
         el('span', 'muted', ` · ${i.decoder.toUpperCase()} · ${i.scheme} · ${i.types.length} types`),
       );
       document.body.dataset.ready = 'true';
