@@ -4,6 +4,7 @@ import * as evalCommand from './eval.js';
 import * as inspect from './inspect.js';
 import * as predict from './predict.js';
 import * as prune from './prune.js';
+import * as quantize from './quantize.js';
 import * as run from './run.js';
 import * as serve from './serve.js';
 
@@ -11,4 +12,4 @@ import * as serve from './serve.js';
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, prune, serve, run];
+export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, prune, quantize, serve, run];
