@@ -79,7 +79,12 @@ export interface Recipe {
   steps: StepSpec[];
   variants: VariantSpec[];
   baseline: string;
-  measure: { eval: StepFields; bench: StepFields };
+  measure: {
+    eval: StepFields;
+    bench: StepFields;
+    /** `all`: when any variant is timed again, all are (latencies from one session); `changed`: only those whose key changed. */
+    rebench: 'all' | 'changed';
+  };
   gates: GateLimits;
   /** The parsed document (for messages about places in it). */
   tree: LocatedTree;
@@ -199,7 +204,7 @@ export function parseRecipe(text: string, file: string, overrides: readonly Over
 
   // measure
   mapAt(['measure'], true, 'how every variant is scored (eval) and timed (bench)');
-  checkKeys(tree, ['measure'], ['eval', 'bench'], 'measure');
+  checkKeys(tree, ['measure'], ['eval', 'bench', 'rebench'], 'measure');
   mapAt(['measure', 'eval'], true, 'the eval settings, at least data: labelled test data');
   mapAt(['measure', 'bench'], false, 'the bench settings');
   const evalDef = stepKind('eval')!;
@@ -207,6 +212,12 @@ export function parseRecipe(text: string, file: string, overrides: readonly Over
   const measure = {
     eval: readStepFields(tree, ['measure', 'eval'], evalDef, [], need, { seed, threads }, ['model']),
     bench: readStepFields(tree, ['measure', 'bench'], benchDef, [], need, { seed, threads }, ['model']),
+    rebench: need(['measure', 'rebench'], {
+      type: 'enum',
+      values: ['all', 'changed'],
+      default: 'all',
+      doc: 'when one variant must be timed again: time all of them (latencies from one session) or only the changed ones',
+    }) as 'all' | 'changed',
   };
 
   const gates = readGates(tree, ['gates'], need, mapAt);
@@ -311,8 +322,8 @@ function checkReferences(r: Recipe): void {
     if (isRef(v.model)) check([...v.path, 'model'], v.model, true);
     else exists([...v.path, 'model'], v.model);
   }
-  for (const [what, fields] of Object.entries(r.measure)) {
-    for (const [k, v] of Object.entries(fields)) {
+  for (const what of ['eval', 'bench'] as const) {
+    for (const [k, v] of Object.entries(r.measure[what])) {
       if (isRef(v)) check(['measure', what, k], v, false);
       else exists(['measure', what, k], v);
     }

@@ -181,8 +181,8 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
   const machine = { node: environment.node, onnxruntime: environment.onnxruntime, os: environment.os, cpu: environment.cpu, cores: environment.cores };
   const width = String(plan.length).length;
 
-  for (const [i, spec] of plan.entries()) {
-    const tag = `[${String(i + 1).padStart(width)}/${plan.length}] ${spec.name} (${spec.def.kind})`;
+  /** Resolve a step's settings (references → paths) and its cache key; earlier steps must have run. */
+  const prepare = async (spec: StepSpec) => {
     const settings: Record<string, ResolvedValue | undefined> = {};
     const keySettings: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(spec.fields)) {
@@ -204,10 +204,28 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
       settings: keySettings,
     };
     if (spec.def.machineDependent) material.machine = machine;
-    const key = stepKey(material);
-    const dir = join(outDir, 'steps', spec.name);
+    return { settings, material, key: stepKey(material), dir: join(outDir, 'steps', spec.name) };
+  };
 
-    let manifest = opts.noCache ? undefined : await cachedManifest(dir, key, hashes);
+  // Latencies are compared with each other, so by default (measure.rebench: all) the variants are
+  // timed in one session: when any bench@ step has to run, they all run, one after another.
+  let rebenchAll = false;
+  let benchChecked = false;
+
+  for (const [i, spec] of plan.entries()) {
+    const tag = `[${String(i + 1).padStart(width)}/${plan.length}] ${spec.name} (${spec.def.kind})`;
+    if (spec.measures?.what === 'bench' && !benchChecked && !opts.noCache && recipe.measure.rebench === 'all') {
+      benchChecked = true;
+      for (const b of plan.filter((x) => x.measures?.what === 'bench')) {
+        const p = await prepare(b);
+        if (!(await cachedManifest(p.dir, p.key, hashes))) rebenchAll = true;
+      }
+      if (rebenchAll) opts.log('bench: timing every variant again, so that all latencies come from this session');
+    }
+    const { settings, material, key, dir } = await prepare(spec);
+    const forced = rebenchAll && spec.measures?.what === 'bench';
+
+    let manifest = opts.noCache || forced ? undefined : await cachedManifest(dir, key, hashes);
     const cached = manifest !== undefined;
     if (manifest) {
       opts.log(`${tag}: cached (key ${key.slice(0, 12)}, took ${manifest.seconds.toFixed(1)} s when it ran)`);

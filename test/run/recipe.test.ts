@@ -42,6 +42,7 @@ describe('a valid recipe', () => {
     expect(r.steps[0].fields).toEqual({ model: { ref: 'inputs', output: 'crf' }, 'external-data': 'never', note: '' });
     expect(r.measure.eval).toMatchObject({ data: { ref: 'inputs', output: 'test' }, mode: 'default', batch: 32, crf: true, threads: 1 });
     expect(r.measure.bench).toMatchObject({ seq: [16], batch: [1], warmup: 0, iterations: 2, seconds: 0, threads: 1 });
+    expect(r.measure.rebench).toBe('all');
     expect(r.inputs.crf).toBe(join(TINY, 'bio-crf-op14'));
     expect(r.sha256).toMatch(/^[0-9a-f]{64}$/);
   });

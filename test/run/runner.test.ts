@@ -91,10 +91,16 @@ describe('the step cache', () => {
   });
 
   it('a step setting that changes the output re-runs the step and the steps downstream of it', async () => {
-    const r = await run(['steps.copy.note=hello', 'steps.copy.external-data=always']);
+    const r = await run(['steps.copy.note=hello', 'steps.copy.external-data=always', 'measure.rebench=changed']);
     expect(ran(r)).toEqual(['copy', 'eval@copy', 'bench@copy']);
     expect(await exists(join(out, 'steps', 'copy', 'model', 'model.onnx.data'))).toBe(true);
     expect(r.summary.variants[1].f1).toEqual(first.summary.variants[1].f1);
+  });
+
+  it('by default every variant is timed again when one must be (latencies from one session)', async () => {
+    const r = await run(['steps.copy.note=hello']); // back to the copy without external data
+    expect(ran(r)).toEqual(['copy', 'eval@copy', 'bench@original', 'bench@copy', 'bench@bmes']);
+    expect(logs).toContain('bench: timing every variant again, so that all latencies come from this session');
   });
 
   it('a damaged step output is noticed and re-made', async () => {
