@@ -5,6 +5,7 @@
 import { benchStep } from './bench.js';
 import { evalStep } from './eval.js';
 import { pruneStep } from './prune.js';
+import { quantizeStep } from './quantize.js';
 import type { StepDefinition } from './types.js';
 
 const registry = new Map<string, StepDefinition>();
@@ -31,4 +32,4 @@ export function stepKinds(): StepDefinition[] {
  */
 export const PLANNED_KINDS: readonly string[] = ['prune', 'finetune', 'quantize', 'distill'];
 
-for (const def of [evalStep, benchStep, pruneStep]) registerStep(def);
+for (const def of [evalStep, benchStep, pruneStep, quantizeStep]) registerStep(def);
