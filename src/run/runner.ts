@@ -31,7 +31,7 @@ import { summaryHtml } from './html.js';
 import { measureStepName, planRun, variantChain } from './plan.js';
 import type { GateLimits, Recipe, StepSpec } from './recipe.js';
 import { isRef, type SettingValue } from './schema.js';
-import type { ResolvedValue, StepOutcome, StepSettings } from './steps/types.js';
+import type { ResolvedValue, StepContext, StepOutcome, StepSettings } from './steps/types.js';
 import { SUMMARY_SCHEMA, summarizeVariants, summaryJson, summaryMarkdown, type RunSummary, type VariantMeasurement } from './summary.js';
 
 export const STEP_MANIFEST_SCHEMA = 'ranerc.run-step/1' as const;
@@ -207,86 +207,130 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
     return { settings, material, key: stepKey(material), dir: join(outDir, 'steps', spec.name) };
   };
 
-  // Latencies are compared with each other, so by default (measure.rebench: all) the variants are
-  // timed in one session: when any bench@ step has to run, they all run, one after another.
-  let rebenchAll = false;
-  let benchChecked = false;
-
-  for (const [i, spec] of plan.entries()) {
-    const tag = `[${String(i + 1).padStart(width)}/${plan.length}] ${spec.name} (${spec.def.kind})`;
-    if (spec.measures?.what === 'bench' && !benchChecked && !opts.noCache && recipe.measure.rebench === 'all') {
-      benchChecked = true;
-      for (const b of plan.filter((x) => x.measures?.what === 'bench')) {
-        const p = await prepare(b);
-        if (!(await cachedManifest(p.dir, p.key, hashes))) rebenchAll = true;
+  type Prepared = Awaited<ReturnType<typeof prepare>>;
+  const tagOf = (spec: StepSpec) => `[${String(plan.indexOf(spec) + 1).padStart(width)}/${plan.length}] ${spec.name} (${spec.def.kind})`;
+  const contextFor = (spec: StepSpec, tmp: string): StepContext => ({
+    name: spec.name,
+    dir: tmp,
+    cacheDir: join(outDir, 'cache', spec.def.kind),
+    seed: recipe.seed,
+    progress: (title, total) => createProgress(title, total, { interactive: opts.interactive, json: opts.json }),
+    log: (line) => opts.log(`${' '.repeat(width * 2 + 3)} ${spec.name}: ${line}`),
+  });
+  /** Outputs, report and manifest of a step that ran into `tmp`. */
+  const finish = async (spec: StepSpec, p: Prepared, tmp: string, outcome: StepOutcome, seconds: number): Promise<StepManifest> => {
+    const outputs: StepManifest['outputs'] = {};
+    for (const name of spec.def.outputs) {
+      const rel = outcome.outputs[name];
+      if (rel === undefined || !(await exists(join(tmp, rel)))) {
+        throw new Error(`step ${spec.name} (${spec.def.kind}) did not write its "${name}" output`);
       }
-      if (rebenchAll) opts.log('bench: timing every variant again, so that all latencies come from this session');
+      outputs[name] = { path: rel, sha256: await hashInput(hashes, join(tmp, rel), recipe, spec, name) };
     }
-    const { settings, material, key, dir } = await prepare(spec);
-    const forced = rebenchAll && spec.measures?.what === 'bench';
-
-    let manifest = opts.noCache || forced ? undefined : await cachedManifest(dir, key, hashes);
-    const cached = manifest !== undefined;
-    if (manifest) {
-      opts.log(`${tag}: cached (key ${key.slice(0, 12)}, took ${manifest.seconds.toFixed(1)} s when it ran)`);
-    } else {
-      opts.log(`${tag}: running`);
-      const s0 = performance.now();
-      try {
-        manifest = await atomicWriteDir(dir, async (tmp) => {
-          const outcome = await spec.def.run(
-            {
-              name: spec.name,
-              dir: tmp,
-              cacheDir: join(outDir, 'cache', spec.def.kind),
-              seed: recipe.seed,
-              progress: (title, total) => createProgress(title, total, { interactive: opts.interactive, json: opts.json }),
-              log: (line) => opts.log(`${' '.repeat(width * 2 + 3)} ${spec.name}: ${line}`),
-            },
-            settings,
-          );
-          const outputs: StepManifest['outputs'] = {};
-          for (const name of spec.def.outputs) {
-            const rel = outcome.outputs[name];
-            if (rel === undefined || !(await exists(join(tmp, rel)))) {
-              throw new Error(`step ${spec.name} (${spec.def.kind}) did not write its "${name}" output`);
-            }
-            outputs[name] = { path: rel, sha256: await hashInput(hashes, join(tmp, rel), recipe, spec, name) };
-          }
-          if (outcome.report) {
-            await writeFile(join(tmp, 'report.json'), reportJson(outcome.report));
-            await writeFile(join(tmp, 'report.md'), renderMarkdown(outcome.report));
-          }
-          const { report: _report, outputs: _outputs, ...rest } = outcome;
-          const m: StepManifest = {
-            schema: STEP_MANIFEST_SCHEMA,
-            name: spec.name,
-            kind: spec.def.kind,
-            key,
-            material,
-            settings,
-            outputs,
-            outcome: rest,
-            seconds: (performance.now() - s0) / 1000,
-            finishedAt: now().toISOString(),
-          };
-          await writeFile(join(tmp, 'step.json'), `${JSON.stringify(m, null, 2)}\n`);
-          return m;
-        });
-      } catch (e) {
-        opts.log(`${tag}: failed after ${((performance.now() - s0) / 1000).toFixed(1)} s`);
-        if (isRanercError(e) || !(e instanceof Error)) throw e;
-        e.message = `step ${spec.name} (${spec.def.kind}): ${e.message}`;
-        throw e;
-      }
-      opts.log(`${tag}: done in ${manifest.seconds.toFixed(1)} s`);
+    if (outcome.report) {
+      await writeFile(join(tmp, 'report.json'), reportJson(outcome.report));
+      await writeFile(join(tmp, 'report.md'), renderMarkdown(outcome.report));
     }
+    const { report: _report, outputs: _outputs, ...rest } = outcome;
+    const m: StepManifest = {
+      schema: STEP_MANIFEST_SCHEMA,
+      name: spec.name,
+      kind: spec.def.kind,
+      key: p.key,
+      material: p.material,
+      settings: p.settings,
+      outputs,
+      outcome: rest,
+      seconds,
+      finishedAt: now().toISOString(),
+    };
+    await writeFile(join(tmp, 'step.json'), `${JSON.stringify(m, null, 2)}\n`);
+    return m;
+  };
+  const record = (spec: StepSpec, p: Prepared, manifest: StepManifest, cached: boolean) => {
     const outputs: Record<string, string> = {};
     for (const [name, o] of Object.entries(manifest.outputs)) {
-      outputs[name] = join(dir, o.path);
+      outputs[name] = join(p.dir, o.path);
       hashes.remember(outputs[name], o.sha256);
     }
-    records.set(spec.name, { spec, manifest, cached, dir, outputs, settings });
+    records.set(spec.name, { spec, manifest, cached, dir: p.dir, outputs, settings: p.settings });
+  };
+  const failed = (specs: StepSpec[], s0: number, e: unknown): never => {
+    for (const spec of specs) opts.log(`${tagOf(spec)}: failed after ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+    if (isRanercError(e) || !(e instanceof Error)) throw e;
+    e.message = `step ${specs.map((x) => x.name).join(', ')} (${specs[0].def.kind}): ${e.message}`;
+    throw e;
+  };
+
+  // Latencies are compared with each other, so by default (measure.rebench: all) the variants are
+  // timed in one session: when any bench@ step has to run, they all run, together — interleaved in
+  // rounds when the kind can (runTogether), so a change in the machine's load touches all alike.
+  for (const spec of plan) {
+    if (records.has(spec.name)) continue;
+    if (spec.measures?.what === 'bench' && !opts.noCache && recipe.measure.rebench === 'all') {
+      const group = plan.filter((x) => x.measures?.what === 'bench');
+      const prepared = await Promise.all(group.map((g) => prepare(g)));
+      const manifests = await Promise.all(prepared.map((p) => cachedManifest(p.dir, p.key, hashes)));
+      if (manifests.some((m) => m === undefined)) {
+        opts.log(`bench: timing every variant again${group[0].def.runTogether ? ', interleaved,' : ''} so that all latencies come from this session`);
+        await runGroup(group, prepared);
+        continue;
+      }
+      group.forEach((g, i) => {
+        opts.log(`${tagOf(g)}: cached (key ${prepared[i].key.slice(0, 12)}, took ${manifests[i]!.seconds.toFixed(1)} s when it ran)`);
+        record(g, prepared[i], manifests[i]!, true);
+      });
+      continue;
+    }
+    const p = await prepare(spec);
+    const manifest = opts.noCache ? undefined : await cachedManifest(p.dir, p.key, hashes);
+    if (manifest) {
+      opts.log(`${tagOf(spec)}: cached (key ${p.key.slice(0, 12)}, took ${manifest.seconds.toFixed(1)} s when it ran)`);
+      record(spec, p, manifest, true);
+      continue;
+    }
+    await runGroup([spec], [p]);
+  }
+
+  /** Run steps of one kind (together when the kind supports it), each into its own atomic folder. */
+  async function runGroup(specs: StepSpec[], prepared: Prepared[]): Promise<void> {
+    for (const spec of specs) opts.log(`${tagOf(spec)}: running${specs.length > 1 && spec.def.runTogether ? ` (with ${specs.length - 1} more, interleaved)` : ''}`);
+    const s0 = performance.now();
+    const def = specs[0].def;
+    if (specs.length === 1 || !def.runTogether) {
+      for (const [i, spec] of specs.entries()) {
+        const t = performance.now();
+        let m: StepManifest;
+        try {
+          m = await atomicWriteDir(prepared[i].dir, async (tmp) => finish(spec, prepared[i], tmp, await spec.def.run(contextFor(spec, tmp), prepared[i].settings), (performance.now() - t) / 1000));
+        } catch (e) {
+          return failed([spec], t, e);
+        }
+        opts.log(`${tagOf(spec)}: done in ${m.seconds.toFixed(1)} s`);
+        record(spec, prepared[i], m, false);
+      }
+      return;
+    }
+    // Nested atomic folders: all step folders appear only when the whole group succeeded.
+    const manifests: StepManifest[] = [];
+    const nest = async (i: number, tmps: string[]): Promise<void> => {
+      if (i < specs.length) {
+        await atomicWriteDir(prepared[i].dir, (tmp) => nest(i + 1, [...tmps, tmp]));
+        return;
+      }
+      const outcomes = await def.runTogether!(specs.map((spec, j) => ({ ctx: contextFor(spec, tmps[j]), settings: prepared[j].settings })));
+      const seconds = (performance.now() - s0) / 1000 / specs.length;
+      for (const [j, spec] of specs.entries()) manifests[j] = await finish(spec, prepared[j], tmps[j], outcomes[j], seconds);
+    };
+    try {
+      await nest(0, []);
+    } catch (e) {
+      return failed(specs, s0, e);
+    }
+    for (const [j, spec] of specs.entries()) {
+      opts.log(`${tagOf(spec)}: done in ${manifests[j].seconds.toFixed(1)} s (its share of ${((performance.now() - s0) / 1000).toFixed(1)} s interleaved)`);
+      record(spec, prepared[j], manifests[j], false);
+    }
   }
 
   // Variants: what eval@ and bench@ measured.

@@ -77,9 +77,10 @@ describe('the step cache', () => {
   });
 
   it('changing a bench setting re-runs only the bench steps', async () => {
-    const r = await run(['measure.bench.iterations=3']);
+    const r = await run(['measure.bench.iterations=10']);
     expect(ran(r)).toEqual(['bench@original', 'bench@copy', 'bench@bmes']);
-    expect(r.summary.variants.every((v) => v.latencyRows[0].iterations === 3)).toBe(true);
+    // 10 timed runs per model: 2 in each of the 5 interleaved rounds
+    expect(r.summary.variants.map((v) => v.latencyRows[0].iterations)).toEqual([10, 10, 10]);
     // and back: the previous settings' results are gone, so they run again
     expect(ran(await run())).toEqual(['bench@original', 'bench@copy', 'bench@bmes']);
   });
@@ -100,7 +101,8 @@ describe('the step cache', () => {
   it('by default every variant is timed again when one must be (latencies from one session)', async () => {
     const r = await run(['steps.copy.note=hello']); // back to the copy without external data
     expect(ran(r)).toEqual(['copy', 'eval@copy', 'bench@original', 'bench@copy', 'bench@bmes']);
-    expect(logs).toContain('bench: timing every variant again, so that all latencies come from this session');
+    expect(logs).toContain('bench: timing every variant again, interleaved, so that all latencies come from this session');
+    expect(logs.filter((l) => / bench@\w+ \(bench\): running \(with 2 more, interleaved\)$/.test(l)).length).toBe(3);
   });
 
   it('a damaged step output is noticed and re-made', async () => {

@@ -73,6 +73,11 @@ export interface StepDefinition {
    */
   validate?(fields: Readonly<Record<string, unknown>>): { field: string; message: string; hint: string } | undefined;
   run(ctx: StepContext, settings: StepSettings): Promise<StepOutcome>;
+  /**
+   * Run several steps of this kind as one (results in the same order) — e.g. bench times its models
+   * interleaved in rounds, so a change in the machine's load affects them all alike. Optional.
+   */
+  runTogether?(items: ReadonlyArray<{ ctx: StepContext; settings: StepSettings }>): Promise<StepOutcome[]>;
 }
 
 /** Typed reads of validated settings (a wrong type here is a bug in the step's field list). */
