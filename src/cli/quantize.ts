@@ -126,7 +126,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--eval <file>', 'labelled data: F1 of the float and the int8 model')
     .option('--max-f1-drop <points>', 'accuracy budget (needs --eval): return the worst nodes to float until F1 drops at most this many points', numberOption('--max-f1-drop', 0, 100))
     .option('--max-tries <n>', 'accuracy-guard retries at most', intOption('--max-tries', 1, 64), 5)
-    .option('--sqnr-size <n>', 'calibration sentences the per-node SQNR table is measured on (default 32)', intOption('--sqnr-size', 0))
+    .option('--sqnr-size <n>', 'calibration sentences the per-node SQNR table is measured on (default 16)', intOption('--sqnr-size', 0))
     .option('--batch <n>', 'windows per onnxruntime run (calibration and --eval)', intOption('--batch', 1, 4096), 32)
     .option('--seq <list>', 'latency: sequence lengths incl. [CLS]/[SEP]', intListOption('--seq', 3), [64])
     .option('--bench-batch <list>', 'latency: batch sizes', intListOption('--bench-batch', 1), [1])

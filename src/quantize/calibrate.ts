@@ -151,12 +151,12 @@ export interface RunOptions {
 export const FULL_OUTPUT_BATCH_TOKENS = 256;
 
 /**
- * An onnxruntime session over an in-memory model (warnings silenced; optimization 'basic'). With
+ * An onnxruntime session over an in-memory model (warnings silenced; all graph optimizations: the tensors asked for stay graph outputs, so fusions keep them). With
  * `arena: false` the CPU memory arena is off, so memory for large extra outputs is returned after each run.
  */
 export async function openSession(model: onnx.IModelProto | Uint8Array, opts: RunOptions & { arena?: boolean } = {}): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : encodeModel(model);
-  const options: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, graphOptimizationLevel: 'basic' };
+  const options: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, graphOptimizationLevel: 'all' };
   if (opts.arena === false) options.enableCpuMemArena = false;
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
   try {

@@ -59,7 +59,7 @@ const SILENT: Progress = { setTotal() {}, update() {}, stop() {}, visible: false
 const DEFAULT_BATCH = 32;
 /** Padded tokens per calibration run (min/max): bounds activation memory (BERT-base at 2048 tokens: ~1 GB). */
 const CALIB_MAX_BATCH_TOKENS = 2048;
-const DEFAULT_SQNR_SENTENCES = 32;
+const DEFAULT_SQNR_SENTENCES = 16;
 const DEFAULT_MAX_TRIES = 5;
 
 /**

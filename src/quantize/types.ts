@@ -223,7 +223,7 @@ export interface QuantizeOptions {
   maxF1Drop?: number;
   /** Guard tries at most (default 5). */
   maxTries?: number;
-  /** Calibration sentences for the SQNR table (default min(32, calibration size)). */
+  /** Calibration sentences for the SQNR table (default min(16, calibration size)). */
   sqnrSize?: number;
   threads?: number;
   /** Latency grid; `bench: false` skips latency. */
