@@ -34,7 +34,7 @@ interface PruneFlags extends ReportFlags, WindowFlags {
   skipUnknownTypes?: boolean;
   maxSentences?: number;
   batch: number;
-  maxBatchTokens: number;
+  maxBatchTokens?: number;
   backend: string;
   threads?: number;
   bench: boolean;
@@ -155,7 +155,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--skip-unknown-types', 'ignore gold entities whose type the model lacks (default: error)')
     .option('--max-sentences <n>', 'score at most the first n sentences of --data', intOption('--max-sentences', 1))
     .option('--batch <n>', 'rows per gradient batch', intOption('--batch', 1, 4096), 16)
-    .option('--max-batch-tokens <n>', 'padded tokens per gradient batch', intOption('--max-batch-tokens', 1), 4096)
+    .option('--max-batch-tokens <n>', 'padded tokens per gradient batch (default: sized for the tfjs wasm heap from the model shape, at most 4096)', intOption('--max-batch-tokens', 1))
     .option('--backend <name>', 'tfjs backend for the gradients: auto, tensorflow, wasm or cpu', 'auto')
     .option('--no-bench', 'skip the before/after latency comparison')
     .option('--bench-seq <n>', 'latency comparison: tokens per sequence', intOption('--bench-seq', 2), 128)

@@ -110,3 +110,29 @@ export function batchRows(rows: readonly ScoringRow[], opts: { maxRows: number; 
   }
   return out;
 }
+
+/** What {@link defaultBatchTokens} needs to know about the encoder. */
+export interface EncoderShape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  intermediate: number;
+}
+
+/**
+ * Padded tokens per gradient batch for an encoder of this shape whose float weights take
+ * `weightBytes`, sized for the tfjs wasm heap (at most 4 GiB, which must also hold the weights and
+ * what the backward pass derives from them — transposed copies, packed matrices: about 2.5 × the
+ * weights). Per token and layer a backward pass keeps about 20·hidden (projections, head
+ * split/merge, residuals, LayerNorm) + 4·heads·T (scores, scaling, mask, softmax) + 6·intermediate
+ * (FFN and GELU pieces) float32 values, T being the row length; the heap's peak is about six times
+ * that (their gradients, allocator slack and growth steps). Calibrated on a BERT-base export, where
+ * batches of ~240 tokens (T ≈ 30-60) brought the heap to 3.8 GiB: this gives ~180 tokens there.
+ * `rowLength` is the longest row; at least one such row, at most 4096.
+ */
+export function defaultBatchTokens(shape: EncoderShape, rowLength: number, weightBytes: number): number {
+  const perToken = 6 * shape.layers * (20 * shape.hidden + 4 * shape.heads * rowLength + 6 * shape.intermediate) * 4;
+  const budget = Math.max(2 ** 28, 3 * 2 ** 30 - 2.5 * weightBytes);
+  const tokens = Math.floor(budget / Math.max(perToken, 1));
+  return Math.max(rowLength, Math.min(4096, tokens));
+}

@@ -13,7 +13,7 @@
  * ([B, T, intermediate]). Normalisation and ranking are in scores.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GraphError } from '../errors.js';
+import { GraphError, UsageError } from '../errors.js';
 import { OnnxExecutor } from '../autodiff/executor.js';
 import type { BackendPreference } from '../autodiff/backend.js';
 import { findNode, type AttentionBlock } from '../onnx/attention.js';
@@ -99,6 +99,16 @@ export function neuronGates(blocks: readonly AttentionBlock[]): Gate[] {
   });
 }
 
+/** A RanercError explaining a tfjs out-of-memory failure, or undefined when `e` is something else. */
+function outOfMemory(e: unknown, b: ScoringBatch, backend: string): UsageError | undefined {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (!/out of memory|memory access out of bounds|Aborted\(|allocat/i.test(msg)) return undefined;
+  return new UsageError(`the tfjs ${backend} backend ran out of memory on a gradient batch of ${b.batch} × ${b.seqLen} tokens (${msg.split('\n')[0]})`, {
+    hint: 'pass a smaller --max-batch-tokens (and --max-length for long texts), or install @tensorflow/tfjs-node for a native backend',
+    cause: e,
+  });
+}
+
 function gateShape(g: Gate, batch: number): number[] {
   const s = new Array<number>(g.rank).fill(1);
   s[g.batchAxis] = batch;
@@ -179,7 +189,13 @@ export async function computeImportance(
         const nll = tf.neg(tf.sum(tf.mul(logp, tf.oneHot(tf.cast(labels, 'int32'), logits.shape[logits.rank - 1])), -1));
         return tf.sum(tf.mul(nll, lossMask)) as tf.Scalar;
       };
-      const { value, grads } = tf.valueAndGrads(f)(xs);
+      let value: tf.Scalar;
+      let grads: tf.Tensor[];
+      try {
+        ({ value, grads } = tf.valueAndGrads(f)(xs));
+      } catch (e) {
+        throw outOfMemory(e, b, ex.backend.name) ?? e;
+      }
       const per = grads.map((g) => tf.tidy(() => tf.sum(tf.abs(g), 0)));
       const values = await Promise.all(per.map((t) => t.data()));
       values.forEach((v, k) => {
@@ -193,7 +209,11 @@ export async function computeImportance(
       opts.onBatch?.(i + 1, batches.length);
     }
   } finally {
-    ex.dispose();
+    try {
+      ex.dispose();
+    } catch {
+      // after a wasm abort the heap is gone; the error that caused it is what matters
+    }
   }
   const denom = Math.max(tokens, 1);
   const heads: number[][] = [];

@@ -33,7 +33,7 @@ import { Predictor } from '../runtime/predict.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256, sha256File } from '../util/fs.js';
 import { cacheKey, defaultCacheDir, readCached, writeCached } from './cache.js';
-import { batchRows, scoringRows, type ScoringBatch } from './data.js';
+import { batchRows, defaultBatchTokens, scoringRows, type ScoringBatch } from './data.js';
 import { heatmapSvg } from './heatmap.js';
 import { computeImportance, type ImportanceResult, type LossTarget } from './importance.js';
 import type { PruneDetails, PruneLatency, PruneLayer, PruneRound } from './report.js';
@@ -86,7 +86,7 @@ export interface PruneOptions {
   maxLength?: number;
   /** Window overlap for long texts (default: as eval). */
   overlap?: number;
-  /** Rows per importance batch (default 16) and padded tokens per batch (default 4096). */
+  /** Rows per importance batch (default 16) and padded tokens per batch (default: what the tfjs wasm heap allows, see defaultBatchTokens). */
   batchRows?: number;
   maxBatchTokens?: number;
   /** tfjs backend for the gradients (default 'auto'). */
@@ -360,7 +360,16 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
   const windowSize = (opts.maxLength ?? folder.maxLength) - 2;
   const overlap = opts.overlap ?? defaultOverlap(windowSize);
   const rows = scoringRows(examples, tokenizer, labelSet, { windowSize, overlap });
-  const batches = batchRows(rows, { maxRows: opts.batchRows ?? 16, maxTokens: opts.maxBatchTokens ?? 4096, padId: tokenizer.padId });
+  const encoder = {
+    layers: origBlocks.length,
+    hidden: Math.max(...origBlocks.map((b) => b.hidden)),
+    heads: Math.max(...origBlocks.map((b) => b.numHeads)),
+    intermediate: Math.max(0, ...origBlocks.map((b) => b.ffn?.intermediate.outFeatures ?? 4 * b.hidden)),
+  };
+  const weightBytes = 4 * countParameters(original.graph ?? {});
+  const longest = rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
+  const maxBatchTokens = opts.maxBatchTokens ?? defaultBatchTokens(encoder, Math.max(longest, 1), weightBytes);
+  const batches = batchRows(rows, { maxRows: opts.batchRows ?? 16, maxTokens: maxBatchTokens, padId: tokenizer.padId });
   const lossTokens = batches.reduce((n, b) => n + b.tokens, 0);
   if (lossTokens === 0) {
     throw new InputError('the data has no tokens to score', {
@@ -514,10 +523,13 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
     maxSentences: opts.maxSentences ?? null,
     windowSize,
     overlap,
+    batchRows: opts.batchRows ?? 16,
+    maxBatchTokens,
     removedHeads: Object.fromEntries(removedHeads.map((h, l) => [String(l), h])),
     ...(ffnRatio > 0 ? { removedNeurons: Object.fromEntries(removedNeurons.map((n, l) => [String(l), n.length])) } : {}),
   };
-  const hadPruned = folder.config.pruned_heads !== undefined;
+  const prior = folder.config.pruned_heads;
+  const hadPruned = typeof prior === 'object' && prior !== null && Object.keys(prior).length > 0;
   const written = await writeModelFolder(opts.out, folder, model, {
     provenance: {
       ranerc: ranercVersion(),
