@@ -1,10 +1,11 @@
 /** Helpers for test/quantize: small graphs built in code, onnxruntime runs, and a quantize-one-model shortcut. */
 import * as ort from 'onnxruntime-node';
+import { expect } from 'vitest';
 import { encodeModel, onnx } from '../../src/onnx/codec.js';
 import { DataType, makeTensor } from '../../src/onnx/tensor.js';
-import { collectRanges, type CalibBatch } from '../../src/quantize/calibrate.js';
+import { collectRanges, type CalibBatch, type FeedBatch } from '../../src/quantize/calibrate.js';
 import { planQuantization, tensorsToCalibrate } from '../../src/quantize/plan.js';
-import type { Range } from '../../src/quantize/qparams.js';
+import { sqnr, type Range } from '../../src/quantize/qparams.js';
 import { rewriteModel } from '../../src/quantize/rewrite.js';
 import type { CalibrationMethod, QuantFormat, QuantMode, QuantPlan, RewriteResult } from '../../src/quantize/types.js';
 
@@ -97,4 +98,45 @@ export function countOps(model: onnx.IModelProto): Record<string, number> {
 
 export function initializer(model: onnx.IModelProto, name: string): onnx.ITensorProto | undefined {
   return (model.graph?.initializer ?? []).find((t) => t.name === name);
+}
+
+/** Logits SQNR and argmax agreement over the real (mask 1) tokens of every batch. */
+export async function compareLogits(floatModel: Uint8Array, quantModel: Uint8Array, feeds: FeedBatch[], masks?: number[][][]): Promise<{ sqnrDb: number; agree: number }> {
+  const fs = await ort.InferenceSession.create(floatModel, { logSeverityLevel: 3 });
+  const qs = await ort.InferenceSession.create(quantModel, { logSeverityLevel: 3 });
+  const ref: number[] = [];
+  const got: number[] = [];
+  let same = 0;
+  let total = 0;
+  try {
+    for (const [bi, b] of feeds.entries()) {
+      const name = fs.outputNames[0];
+      const a = (await fs.run(b.feeds))[name];
+      const q = (await qs.run(b.feeds))[name];
+      expect(q.dims).toEqual(a.dims);
+      const [B, S, L] = a.dims as number[];
+      const ad = a.data as Float32Array;
+      const qd = q.data as Float32Array;
+      for (let r = 0; r < B; r++) {
+        for (let t = 0; t < S; t++) {
+          if (masks && masks[bi][r][t] === 0) continue;
+          const o = (r * S + t) * L;
+          let am = 0;
+          let qm = 0;
+          for (let l = 0; l < L; l++) {
+            ref.push(ad[o + l]);
+            got.push(qd[o + l]);
+            if (ad[o + l] > ad[o + am]) am = l;
+            if (qd[o + l] > qd[o + qm]) qm = l;
+          }
+          total++;
+          if (am === qm) same++;
+        }
+      }
+    }
+  } finally {
+    await fs.release();
+    await qs.release();
+  }
+  return { sqnrDb: sqnr(ref, got), agree: same / total };
 }
