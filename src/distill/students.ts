@@ -141,10 +141,19 @@ function countOf(params: StudentParam[]): number {
 
 // ------------------------------------------------------------------------------------ BiLSTM
 
-function lstmStudent(spec: StudentSpec, rand: () => number, crfInit?: CrfParams): Student {
+function embeddingInit(V: number, E: number, rand: () => number, init?: StudentInit): Float32Array {
+  if (init?.embeddings) {
+    if (init.embeddings.length !== V * E) throw new RangeError(`initial embeddings have ${init.embeddings.length} values, ${V * E} expected`);
+    return Float32Array.from(init.embeddings);
+  }
+  return normal(V * E, 0.3, rand);
+}
+
+function lstmStudent(spec: StudentSpec, rand: () => number, init?: StudentInit): Student {
   const { vocabSize: V, embeddingDim: E, hidden: H, layers, numLabels: L } = spec;
+  const crfInit = init?.crf;
   const ps = new ParamSet();
-  const emb = ps.add('embeddings.weight', [V, E], normal(V * E, 0.3, rand), true);
+  const emb = ps.add('embeddings.weight', [V, E], embeddingInit(V, E, rand, init), true);
   const layerW: Array<{ w: tf.Variable; r: tf.Variable; b: tf.Variable }> = [];
   const k = 1 / Math.sqrt(H);
   for (let l = 0; l < layers; l++) {
@@ -245,13 +254,14 @@ function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(tf.div(d, tf.sqrt(tf.add(v, LN_EPS))), gamma), beta);
 }
 
-function transformerStudent(spec: StudentSpec, rand: () => number, crfInit?: CrfParams): Student {
+function transformerStudent(spec: StudentSpec, rand: () => number, init?: StudentInit): Student {
   const { vocabSize: V, hidden: D, layers, heads: NH, ffn: F, maxPositions: P, numLabels: L } = spec;
+  const crfInit = init?.crf;
   if (D % NH !== 0) throw new RangeError(`transformer width ${D} is not a multiple of ${NH} heads`);
   const dh = D / NH;
   const ps = new ParamSet();
   const std = 0.02 * 5; // small model: a larger init than BERT's 0.02 trains faster from scratch
-  const word = ps.add('embeddings.word', [V, D], normal(V * D, std, rand), true);
+  const word = ps.add('embeddings.word', [V, D], init?.embeddings ? embeddingInit(V, D, rand, init) : normal(V * D, std, rand), true);
   const pos = ps.add('embeddings.position', [P, D], normal(P * D, std, rand), true);
   const lnE = [ps.add('embeddings.ln.gamma', [D], new Float32Array(D).fill(1), false), ps.add('embeddings.ln.beta', [D], new Float32Array(D), false)];
   const kD = 1 / Math.sqrt(D);
@@ -363,7 +373,15 @@ export const STUDENT_DEFAULTS: Record<StudentKind, Pick<StudentSpec, 'embeddingD
   transformer: { embeddingDim: 128, hidden: 128, layers: 2, heads: 4, ffn: 256, dropout: 0.1, crf: true },
 };
 
-export type StudentFactory = (spec: StudentSpec, rand: () => number, crfInit?: CrfParams) => Student;
+/** Optional starting values taken from the teacher. */
+export interface StudentInit {
+  /** CRF transitions (same labels). */
+  crf?: CrfParams;
+  /** Token embeddings [vocabSize, embedding width] (LSTM: embeddingDim; transformer: hidden). */
+  embeddings?: Float32Array;
+}
+
+export type StudentFactory = (spec: StudentSpec, rand: () => number, init?: StudentInit) => Student;
 
 /** `--student` names → factories. */
 export const STUDENTS: Record<StudentKind, StudentFactory> = {
@@ -372,9 +390,9 @@ export const STUDENTS: Record<StudentKind, StudentFactory> = {
   transformer: transformerStudent,
 };
 
-/** Create a student; its CRF starts from `crfInit` (the teacher's) when given and the student has one. */
-export function createStudent(spec: StudentSpec, rand: () => number, crfInit?: CrfParams): Student {
+/** Create a student; its CRF / embeddings start from `init` (the teacher's) where given. */
+export function createStudent(spec: StudentSpec, rand: () => number, init?: StudentInit): Student {
   const make = STUDENTS[spec.kind];
   if (!make) throw new RangeError(`unknown student "${spec.kind}"`);
-  return make(spec, rand, spec.crf ? crfInit : undefined);
+  return make(spec, rand, { embeddings: init?.embeddings, crf: spec.crf ? init?.crf : undefined });
 }

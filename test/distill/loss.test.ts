@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/autodiff/backend.js';
 import { crfBruteForceLogZ, crfSequenceNll, zeroCrfGrads, type CrfArrays } from '../../src/distill/crf.js';
-import { distillLoss, distillLossValues, KD_LOSSES, TEMPERATURE_SCHEDULES, type LossBatch } from '../../src/distill/loss.js';
+import { distillLoss, distillLossValues, KD_LOSSES, TEMPERATURE_SCHEDULES, type LossBatch, type LossValues } from '../../src/distill/loss.js';
 import { AdamW, clipByGlobalNorm } from '../../src/distill/optim.js';
 import { mulberry32 } from '../../src/runtime/bench.js';
 
@@ -232,7 +232,7 @@ describe('tfjs wrappers', () => {
     const lg = tf.variable(tf.tensor3d(Float32Array.from(logits), [f.B, batch.seq, f.L]));
     const crfT = { transitions: tf.variable(tf.tensor2d(f.transitions)), start: tf.variable(tf.tensor1d(f.start)), end: tf.variable(tf.tensor1d(f.end)) };
     const opts = { alpha: 0.6, temperature: 2, kd: 'kl', hard: 'crf' } as const;
-    const out: { values?: { loss: number } } = {};
+    const out: { values?: LossValues } = {};
     const { value, grads } = tf.variableGrads(() => tf.mul(distillLoss(lg, batch, opts, crfT, out), 3) as tf.Scalar);
     const grad = { logits: new Float32Array(logits.length), crf: zeroCrfGrads(f.L) };
     const ref = distillLossValues(Float32Array.from(logits), f.L, batch, opts, { L: f.L, trans: Float32Array.from(f.transitions.flat()), start: Float32Array.from(f.start), end: Float32Array.from(f.end) }, grad);
