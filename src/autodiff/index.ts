@@ -11,3 +11,4 @@ export { OnnxExecutor, type ExecutorHooks, type ExecutorOptions, type GraphIO, t
 export { initBackend, type BackendInfo, type BackendPreference } from './backend.js';
 export { withInitializers } from './weights.js';
 export { registeredOps } from './registry.js';
+export { setSimdMatMulEnabled, simdMatMul, simdMatMulUnavailable } from './simd-matmul.js';

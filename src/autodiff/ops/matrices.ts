@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { broadcastShapes } from '../host.js';
 import type { NodeView } from '../node.js';
 import { registerOps, type OpExecutor } from '../registry.js';
+import { simdMatMul, simdMatMulUsable } from '../simd-matmul.js';
 import { required } from './util.js';
 
 function toFloat(t: tf.Tensor): tf.Tensor {
@@ -58,7 +59,9 @@ export function matmul(node: NodeView, a0: tf.Tensor, b0: tf.Tensor): tf.Tensor 
     const n = b.shape[b.rank - 1];
     const aB = batchA.length === batch.length && batchA.every((d, i) => d === batch[i]) ? a : tf.broadcastTo(a, [...batch, m, k]);
     const bB = batchB.length === batch.length && batchB.every((d, i) => d === batch[i]) ? b : tf.broadcastTo(b, [...batch, k, n]);
-    y = tf.matMul(aB, bB);
+    // wasm: attention's batched products ([B, H, T, d] · [B, H, d, T]) go to the SIMD kernel
+    // (simd-matmul.ts), ~6-15x faster than the backend's own batched loop
+    y = simdMatMulUsable(aB, bB) ? simdMatMul(aB, bB) : tf.matMul(aB, bB);
   }
   const shape = y.shape.slice();
   if (bVec) shape.pop();
