@@ -203,6 +203,40 @@ describe('finetuneModelFolder (CRF, wasm)', () => {
   });
 });
 
+describe('finetuneModelFolder stopping and options', () => {
+  it('--max-minutes stops after the step that crosses the budget, evaluates that step and says so', async () => {
+    const tr = join(tmp, 'tiny-train.jsonl');
+    writeFileSync(tr, lines(join(REPO, 'fixtures/data/msra_train_sample.jsonl'), 300, 320));
+    const r = await finetuneModelFolder({
+      model: join(TINY, 'bio-crf-op14'),
+      train: tr,
+      dev,
+      out: join(tmp, 'budget-out'),
+      epochs: 3,
+      batch: 4,
+      maxMinutes: 1e-6,
+      freeze: ['embeddings'],
+      backend: 'wasm',
+    });
+    const d = r.details;
+    expect(d.stoppedBy).toBe('max-minutes');
+    expect(d.steps).toBe(1);
+    expect(d.plannedSteps).toBe(3 * Math.ceil(d.trainRows / 4));
+    expect(d.evals.map((e) => e.step)).toEqual([0, 1]);
+    expect(r.report.warnings.join(' ')).toMatch(/--max-minutes/);
+    // "embeddings" matches the three embedding tables and the embedding LayerNorm (HF names)
+    expect(d.frozen).toEqual([
+      'bert.embeddings.LayerNorm.bias',
+      'bert.embeddings.LayerNorm.weight',
+      'bert.embeddings.position_embeddings.weight',
+      'bert.embeddings.token_type_embeddings.weight',
+      'bert.embeddings.word_embeddings.weight',
+    ]);
+    expect(d.parameters.frozen).toBe((400 + 64 + 2) * 32 + 2 * 32);
+    expect(d.parameters.trainable + d.parameters.frozen).toBe(32295 + 7 * 7 + 2 * 7);
+  });
+});
+
 describe('ranerc finetune (CLI)', () => {
   it('token cross-entropy on a model without CRF: writes the model folder and report.json, report.md, training-curve.svg', async () => {
     const data = join(REPO, 'fixtures/data/cluener_dev_sample.jsonl');
