@@ -100,9 +100,18 @@ describe('a valid recipe', () => {
     expect(r.baseline).toBe('bmes');
   });
 
-  it('the shipped recipes parse (when their inputs exist)', async () => {
-    const r = await loadRecipe(join(REPO, 'recipes', 'examples', 'tiny-compare.yaml'));
-    expect(r.variants.length).toBe(3);
+  it('the shipped recipes are valid and plan without cycles', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const files = [
+      ...(await readdir(join(REPO, 'recipes'))).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO, 'recipes', f)),
+      ...(await readdir(join(REPO, 'recipes', 'examples'))).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO, 'recipes', 'examples', f)),
+    ];
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const f of files) {
+      const r = await loadRecipe(f);
+      expect(planRun(r).length, f).toBe(r.steps.length + 2 * r.variants.length);
+    }
+    expect((await loadRecipe(join(REPO, 'recipes', 'examples', 'tiny-compare.yaml'))).variants.length).toBe(3);
   });
 });
 

@@ -3,7 +3,9 @@
  * library has not landed yet is simply absent, and the recipe validator rejects it by name and line.
  */
 import { benchStep } from './bench.js';
+import { distillStep } from './distill.js';
 import { evalStep } from './eval.js';
+import { finetuneStep } from './finetune.js';
 import { pruneStep } from './prune.js';
 import { quantizeStep } from './quantize.js';
 import type { StepDefinition } from './types.js';
@@ -32,4 +34,4 @@ export function stepKinds(): StepDefinition[] {
  */
 export const PLANNED_KINDS: readonly string[] = ['prune', 'finetune', 'quantize', 'distill'];
 
-for (const def of [evalStep, benchStep, pruneStep, quantizeStep]) registerStep(def);
+for (const def of [evalStep, benchStep, pruneStep, finetuneStep, quantizeStep, distillStep]) registerStep(def);
