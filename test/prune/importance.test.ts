@@ -20,7 +20,7 @@ import { decodeModel, encodeModel, type onnx } from '../../src/onnx/codec.js';
 import { loadModelFolder } from '../../src/onnx/folder.js';
 import { dimsOf, makeTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { cacheKey, readCached, writeCached } from '../../src/prune/cache.js';
-import { batchRows, scoringRows, type ScoringBatch, type ScoringRow } from '../../src/prune/data.js';
+import { batchRows, defaultBatchTokens, scoringRows, type ScoringBatch, type ScoringRow } from '../../src/prune/data.js';
 import { computeImportance } from '../../src/prune/importance.js';
 import { normalizeByLayer, rankAscending, spearman } from '../../src/prune/scores.js';
 import { gatedModel } from '../../src/prune/surgery.js';
@@ -168,6 +168,18 @@ describe('scoring rows', () => {
         expect(r[0].labels).toContain(enLabels.labels.indexOf('B-LOC'));
       }
     }
+  });
+
+  it('sizes gradient batches for the wasm heap: fewer tokens for bigger encoders and longer rows', () => {
+    const bertBase = { layers: 12, hidden: 768, heads: 12, intermediate: 3072 };
+    const tiny = { layers: 2, hidden: 32, heads: 4, intermediate: 64 };
+    expect(defaultBatchTokens(tiny, 64, 4 * 32295)).toBe(4096);
+    const b100 = defaultBatchTokens(bertBase, 100, 4 * 101682439);
+    expect(b100).toBeGreaterThan(150); // calibrated: ~240-token batches filled 3.8 GiB of the 4 GiB heap
+    expect(b100).toBeLessThan(240);
+    expect(defaultBatchTokens(bertBase, 140, 4 * 101682439)).toBeLessThan(b100);
+    expect(defaultBatchTokens(bertBase, 64, 4 * 101682439)).toBeGreaterThan(b100);
+    expect(defaultBatchTokens(bertBase, 512, 4 * 101682439)).toBe(512); // one whole row at least
   });
 
   it('batches by length without mixing padding into the loss', () => {

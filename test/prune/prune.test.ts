@@ -4,11 +4,12 @@
  * neurons, empty layers, the cache, the report and heat map, and refusals that write nothing.
  * Latency is not timed here (timings belong in bench/prune.mjs).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ExitCode, InputError, UsageError } from '../../src/errors.js';
+import { ExitCode, GraphError, InputError, UsageError } from '../../src/errors.js';
+import { encodeModel, onnx } from '../../src/onnx/codec.js';
 import { findAttentionBlocks } from '../../src/onnx/attention.js';
 import { loadModel } from '../../src/onnx/external.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
@@ -147,5 +148,21 @@ describe('pruneModelFolder', () => {
     expect((e2 as UsageError).exitCode).toBe(ExitCode.USAGE);
     const e3 = await pruneModelFolder(opts({ model: join(tmp, 'nowhere') })).catch((e: unknown) => e);
     expect(e3).toBeInstanceOf(InputError);
+  });
+
+  it('refuses a graph whose attention it cannot match, naming the node', async () => {
+    // the tiny model plus an ONNX Runtime fused Attention node (what an optimizer leaves behind)
+    const dir = join(tmp, 'fused');
+    cpSync(MODEL, dir, { recursive: true });
+    const model = (await loadModel(join(dir, 'model.onnx'))).model;
+    const g = model.graph as onnx.GraphProto;
+    g.node.push(new onnx.NodeProto({ name: 'FusedAttention_0', opType: 'Attention', domain: 'com.microsoft', input: [g.input[0].name ?? 'input_ids'], output: ['fused_out'] }));
+    writeFileSync(join(dir, 'model.onnx'), encodeModel(model));
+    const o = opts({ model: dir });
+    const e = await pruneModelFolder(o).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GraphError);
+    expect((e as GraphError).where.node).toBe('FusedAttention_0');
+    expect((e as GraphError).message).toMatch(/fused com\.microsoft\.Attention/);
+    expect(existsSync(o.out)).toBe(false);
   });
 });
