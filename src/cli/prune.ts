@@ -1,8 +1,9 @@
 /**
  * `ranerc prune --model DIR --data F --ratio R --out DIR [--iterations K] [--no-labels]
- * [--ffn-ratio R2] [--eval TEST] ...` — gradient-based attention-head pruning with physical head
- * removal (src/prune/). Parses flags, runs `pruneModelFolder`, prints the key table and writes the
- * report folder (report.json, report.md, head-importance.svg).
+ * [--finetune TRAIN --dev DEV --epochs E] [--ffn-ratio R2] [--eval TEST] ...` — gradient-based
+ * attention-head pruning with physical head removal (src/prune/), optionally followed by recovery
+ * fine-tuning (src/autodiff/train/). Parses flags, runs `pruneModelFolder`, prints the key table and
+ * writes the report folder (report.json, report.md, head-importance.svg, training-curve.svg).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +45,11 @@ interface PruneFlags extends ReportFlags, WindowFlags {
   cacheDir?: string;
   cache: boolean;
   verify: boolean;
+  finetune?: string;
+  dev?: string;
+  epochs?: number;
+  lr?: number;
+  maxMinutes?: number;
 }
 
 const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -73,9 +79,15 @@ export function pruneSummary(r: PruneResult): string {
     ['FFN parameters', fmt.int(p.ffnBefore), fmt.int(p.ffnAfter), change(p.ffnBefore, p.ffnAfter)],
     ['all parameters', fmt.int(p.before), fmt.int(p.after), change(p.before, p.after)],
   ];
-  const [mb, ma] = r.report.models;
+  const mb = r.report.models[0];
+  const ma = r.report.models[r.report.models.length - 1];
   rows.push(['size', fmt.bytes(mb.bytes), fmt.bytes(ma.bytes), change(mb.bytes, ma.bytes)]);
-  if (r.f1) rows.push(['F1 %', fmt.pct(r.f1.before.micro.f1), fmt.pct(r.f1.pruned.micro.f1), `${((r.f1.pruned.micro.f1 - r.f1.before.micro.f1) * 100).toFixed(2)} pt`]);
+  if (r.f1) {
+    rows.push(['F1 % (pruned)', fmt.pct(r.f1.before.micro.f1), fmt.pct(r.f1.pruned.micro.f1), `${((r.f1.pruned.micro.f1 - r.f1.before.micro.f1) * 100).toFixed(2)} pt`]);
+    if (r.f1.finetuned) {
+      rows.push(['F1 % (fine-tuned)', fmt.pct(r.f1.before.micro.f1), fmt.pct(r.f1.finetuned.micro.f1), `${((r.f1.finetuned.micro.f1 - r.f1.before.micro.f1) * 100).toFixed(2)} pt`]);
+    }
+  }
   if (d.latency) {
     rows.push([`p50 ms (batch ${d.latency.batch}, seq ${d.latency.seqLen})`, fmt.ms(d.latency.beforeP50Ms), fmt.ms(d.latency.afterP50Ms), change(d.latency.beforeP50Ms, d.latency.afterP50Ms)]);
   }
@@ -90,6 +102,14 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${flags.backend}"`, {
       hint: 'auto uses @tensorflow/tfjs-node when installed, else wasm',
     });
+  }
+  if ((flags.finetune === undefined) !== (flags.dev === undefined)) {
+    throw new UsageError('--finetune and --dev go together', {
+      hint: 'pass --finetune TRAIN.jsonl --dev DEV.jsonl to fine-tune the pruned model (dev F1 picks the best checkpoint)',
+    });
+  }
+  if (flags.finetune === undefined && (flags.epochs !== undefined || flags.lr !== undefined || flags.maxMinutes !== undefined)) {
+    throw new UsageError('--epochs, --lr and --max-minutes need --finetune', { hint: 'add --finetune TRAIN.jsonl --dev DEV.jsonl' });
   }
   const progress = (title: string, total: number) => createProgress(title, total, { interactive: ctx.interactive, json: flags.json });
   const result = await pruneModelFolder({
@@ -115,6 +135,10 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     bench: flags.bench ? { seqLen: flags.benchSeq, batch: flags.benchBatch, seconds: flags.benchSeconds } : false,
     cacheDir: flags.cache ? flags.cacheDir : false,
     verify: flags.verify,
+    finetune:
+      flags.finetune !== undefined && flags.dev !== undefined
+        ? { train: flags.finetune, dev: flags.dev, epochs: flags.epochs, lr: flags.lr, maxMinutes: flags.maxMinutes }
+        : undefined,
     progress,
     log: (line) => {
       if (!flags.json) ctx.err(`${line}\n`);
@@ -128,6 +152,7 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     await writeFile(join(tmp, 'report.json'), reportJson(report));
     await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
     await writeFile(join(tmp, HEATMAP_FILE), result.heatmapSvg);
+    if (result.finetune) await writeFile(join(tmp, result.finetune.curveFile), result.finetune.curveSvg);
   });
   if (flags.json) ctx.out(reportJson(report));
   else ctx.out(pruneSummary(result));
@@ -150,7 +175,12 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--iterations <k>', 'prune in k rounds, rescoring between them', intOption('--iterations', 1, 1000), 1)
     .option('--no-labels', "score with the loss to the model's own argmax predictions instead of gold labels")
     .option('--ffn-ratio <r>', 'also remove this fraction of all FFN intermediate neurons', numberOption('--ffn-ratio', 0, 0.99))
-    .option('--eval <file>', 'labelled test data: F1 before → after')
+    .option('--eval <file>', 'labelled test data: F1 before → pruned (→ fine-tuned)')
+    .option('--finetune <train>', 'recover accuracy: fine-tune the pruned model on this labelled data (needs --dev)')
+    .option('--dev <file>', 'labelled dev data for --finetune (the best dev-F1 checkpoint is written)')
+    .option('--epochs <n>', 'fine-tuning epochs (default: as ranerc finetune)', intOption('--epochs', 1, 1000))
+    .option('--lr <x>', 'fine-tuning peak learning rate (default: as ranerc finetune)', numberOption('--lr', 0, 1))
+    .option('--max-minutes <m>', 'stop fine-tuning after this many minutes', numberOption('--max-minutes', 0, 100000))
     .option('--allow-empty-layers', 'allow removing every head of a layer (its attention output becomes the output bias)')
     .option('--skip-unknown-types', 'ignore gold entities whose type the model lacks (default: error)')
     .option('--max-sentences <n>', 'score at most the first n sentences of --data', intOption('--max-sentences', 1))

@@ -8,10 +8,13 @@
  * "never empty a layer" rule, cut them out (surgery.ts), find the attention blocks of the result
  * again. The CLI (src/cli/prune.ts) and the recipe runner call this; it prints nothing itself.
  */
-import { loadavg } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphError, InputError, UsageError } from '../errors.js';
 import type { BackendPreference } from '../autodiff/backend.js';
+import { CURVE_FILE, finetuneModelFolder, type FinetuneOptions, type FinetuneResult } from '../autodiff/train/finetune.js';
 import { readExamples } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
 import { scoreSpans } from '../ner/metrics.js';
@@ -57,6 +60,9 @@ export interface PruneBenchOptions {
   iterations?: number;
 }
 
+/** What `finetune` takes for recovery (model, out, backend, threads and windows come from the prune options). */
+export type PruneFinetuneOptions = Pick<FinetuneOptions, 'train' | 'dev' | 'epochs' | 'lr' | 'batch' | 'maxBatchTokens' | 'maxMinutes' | 'seed' | 'freeze' | 'evalEvery'>;
+
 export interface PruneOptions {
   /** Model folder, or a bare .onnx with `labels` and `vocab`. */
   model: string;
@@ -99,6 +105,11 @@ export interface PruneOptions {
   cacheDir?: string | false;
   /** Compare pruned and gated logits in onnxruntime (default true). */
   verify?: boolean;
+  /**
+   * Recovery: fine-tune the pruned model (src/autodiff/train) on `train`, keeping the best dev-F1
+   * checkpoint; `out` then holds the fine-tuned model (the pruned one is scored and dropped).
+   */
+  finetune?: PruneFinetuneOptions;
   /** Progress bars (the CLI's are on stderr). */
   progress?: (title: string, total: number) => Progress;
   /** One line of news. */
@@ -114,8 +125,10 @@ export interface PruneResult {
   report: Report<PruneDetails, 'prune'>;
   /** The heat map SVG (write it as {@link HEATMAP_FILE} next to report.md). */
   heatmapSvg: string;
-  /** F1 before and after, when `eval` was given. */
-  f1?: { before: F1Scores; pruned: F1Scores };
+  /** F1 on `eval` before, after pruning and (with `finetune`) after fine-tuning. */
+  f1?: { before: F1Scores; pruned: F1Scores; finetuned?: F1Scores };
+  /** The fine-tuning run (with `finetune`): its report and training curve (write it as {@link CURVE_FILE}). */
+  finetune?: { result: FinetuneResult; curveSvg: string; curveFile: string };
 }
 
 const SILENT: Progress = { setTotal() {}, update() {}, stop() {}, visible: false };
@@ -137,6 +150,11 @@ function checkOptions(o: PruneOptions): void {
   int(o.maxSentences, '--max-sentences', 1);
   int(o.maxLength, '--max-length', 3);
   int(o.batchRows, '--batch', 1);
+  if (o.finetune && (!o.finetune.train || !o.finetune.dev)) {
+    throw new UsageError('fine-tuning after pruning needs both training data and dev data', {
+      hint: 'pass --finetune TRAIN.jsonl --dev DEV.jsonl (dev F1 picks the best checkpoint)',
+    });
+  }
   int(o.maxBatchTokens, '--max-batch-tokens', 1);
 }
 
@@ -530,184 +548,257 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
   };
   const prior = folder.config.pruned_heads;
   const hadPruned = typeof prior === 'object' && prior !== null && Object.keys(prior).length > 0;
-  const written = await writeModelFolder(opts.out, folder, model, {
-    provenance: {
-      ranerc: ranercVersion(),
-      command: 'prune',
-      createdAt: new Date().toISOString(),
-      source: { path: folder.onnxPath, sha256: modelSha },
-      settings,
-    },
-    config: hadPruned ? {} : { pruned_heads: Object.fromEntries(removedHeads.map((h, l) => [String(l), h]).filter(([, h]) => (h as number[]).length > 0)) },
-  });
-  log(`wrote ${written.dir}`);
-  const outFolder = await loadModelFolder({ model: written.dir });
+  // Without fine-tuning the pruned model goes straight to `out`; with it, to a temporary folder that
+  // finetune reads from (and that is removed at the end).
+  const tmpRoot = opts.finetune ? await mkdtemp(join(tmpdir(), 'ranerc-prune-')) : undefined;
+  try {
+    const written = await writeModelFolder(tmpRoot ? join(tmpRoot, 'pruned') : opts.out, folder, model, {
+      provenance: {
+        ranerc: ranercVersion(),
+        command: 'prune',
+        createdAt: new Date().toISOString(),
+        source: { path: folder.onnxPath, sha256: modelSha },
+        settings,
+      },
+      config: hadPruned ? {} : { pruned_heads: Object.fromEntries(removedHeads.map((h, l) => [String(l), h]).filter(([, h]) => (h as number[]).length > 0)) },
+    });
+    if (!tmpRoot) log(`wrote ${written.dir}`);
+    const prunedFolder = await loadModelFolder({ model: written.dir });
 
-  // parameters
-  const before = blockParameters(original, origBlocks);
-  const after = blockParameters(model, blocks);
-  for (const l of emptiedLayers) {
-    // the layer's attention is one bias vector now; its FFN is no longer reachable from an attention block
-    const b = origBlocks[l];
-    after.attention += b.output.bias ? b.hidden : 0;
-    if (b.ffn) {
-      const kept = b.ffn.intermediate.outFeatures - removedNeurons[l].length;
-      after.ffn += kept * b.ffn.intermediate.inFeatures + (b.ffn.intermediate.bias ? kept : 0) + kept * b.ffn.output.outFeatures + (b.ffn.output.bias ? b.ffn.output.outFeatures : 0);
+    // recovery
+    let ft: FinetuneResult | undefined;
+    if (opts.finetune) {
+      const f = opts.finetune;
+      const bar = progress('fine-tune', 1);
+      try {
+        ft = await finetuneModelFolder({
+          ...f,
+          model: written.dir,
+          out: opts.out,
+          backend: opts.backend,
+          threads: opts.threads,
+          maxLength: opts.maxLength,
+          overlap: opts.overlap,
+          skipUnknownTypes: opts.skipUnknownTypes,
+          log: (line) => log(`fine-tune: ${line}`),
+          onProgress: (p) => {
+            bar.setTotal(p.totalSteps);
+            bar.update(p.step, `steps, loss ${p.loss.toFixed(3)}`);
+          },
+        });
+      } finally {
+        bar.stop();
+      }
     }
-  }
+    const finalFolder = ft ? await loadModelFolder({ model: ft.outDir }) : prunedFolder;
 
-  // F1
-  let f1: PruneResult['f1'];
-  let evalExamples: Example[] | undefined;
-  let evalFormat = '';
-  let evalSkipped = 0;
-  if (opts.eval) {
-    const ev = await readExamples(opts.eval, { types: labelSet.types, unknownTypes: opts.skipUnknownTypes ? 'skip' : 'error' });
-    evalExamples = ev.examples;
-    evalFormat = ev.format;
-    evalSkipped = ev.skipped.length;
-    const wopts = { threads: opts.threads, windowSize, overlap };
-    const bar1 = progress('eval before', evalExamples.length);
-    const fb = await f1Of(folder, evalExamples, wopts, bar1).finally(() => bar1.stop());
-    const bar2 = progress('eval pruned', evalExamples.length);
-    const fa = await f1Of(outFolder, evalExamples, wopts, bar2).finally(() => bar2.stop());
-    f1 = { before: fb, pruned: fa };
-    log(`F1 ${(fb.micro.f1 * 100).toFixed(2)} → ${(fa.micro.f1 * 100).toFixed(2)}`);
-  }
+    // parameters
+    const before = blockParameters(original, origBlocks);
+    const after = blockParameters(model, blocks);
+    for (const l of emptiedLayers) {
+      // the layer's attention is one bias vector now; its FFN is no longer reachable from an attention block
+      const b = origBlocks[l];
+      after.attention += b.output.bias ? b.hidden : 0;
+      if (b.ffn) {
+        const kept = b.ffn.intermediate.outFeatures - removedNeurons[l].length;
+        after.ffn += kept * b.ffn.intermediate.inFeatures + (b.ffn.intermediate.bias ? kept : 0) + kept * b.ffn.output.outFeatures + (b.ffn.output.bias ? b.ffn.output.outFeatures : 0);
+      }
+    }
 
-  // latency
-  let latency: PruneLatency | undefined;
-  let cmp: LatencyComparison | undefined;
-  const benchOpts = opts.bench === false ? undefined : (opts.bench ?? {});
-  if (benchOpts) {
-    const seqLen = Math.min(benchOpts.seqLen ?? 128, folder.maxLength);
-    const firstId = tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1);
-    const inputs: BenchInputs = {
-      source: 'synthetic',
-      clsId: tokenizer.clsId,
-      sepId: tokenizer.sepId,
-      padId: tokenizer.padId,
-      vocabSize: tokenizer.vocabSize,
-      firstId,
-      seed: 1,
-    };
-    const [fb, ft] = fixedDims(original);
-    const bar = progress('latency', benchOpts.iterations ?? 20);
-    try {
-      cmp = await compareLatency(folder.onnxPath, written.onnxPath, inputs, {
-        ...benchOpts,
+    // F1
+    let f1: PruneResult['f1'];
+    let evalExamples: Example[] | undefined;
+    let evalFormat = '';
+    let evalSkipped = 0;
+    if (opts.eval) {
+      const ev = await readExamples(opts.eval, { types: labelSet.types, unknownTypes: opts.skipUnknownTypes ? 'skip' : 'error' });
+      evalExamples = ev.examples;
+      evalFormat = ev.format;
+      evalSkipped = ev.skipped.length;
+      const wopts = { threads: opts.threads, windowSize, overlap };
+      const bar1 = progress('eval before', evalExamples.length);
+      const fb = await f1Of(folder, evalExamples, wopts, bar1).finally(() => bar1.stop());
+      const bar2 = progress('eval pruned', evalExamples.length);
+      const fa = await f1Of(prunedFolder, evalExamples, wopts, bar2).finally(() => bar2.stop());
+      f1 = { before: fb, pruned: fa };
+      if (ft) {
+        const bar3 = progress('eval fine-tuned', evalExamples.length);
+        f1.finetuned = await f1Of(finalFolder, evalExamples, wopts, bar3).finally(() => bar3.stop());
+      }
+      log(
+        `F1 ${(fb.micro.f1 * 100).toFixed(2)} → ${(fa.micro.f1 * 100).toFixed(2)}` +
+          (f1.finetuned ? ` → ${(f1.finetuned.micro.f1 * 100).toFixed(2)} (fine-tuned)` : ''),
+      );
+    }
+
+    // latency
+    let latency: PruneLatency | undefined;
+    let cmp: LatencyComparison | undefined;
+    const benchOpts = opts.bench === false ? undefined : (opts.bench ?? {});
+    if (benchOpts) {
+      const seqLen = Math.min(benchOpts.seqLen ?? 128, folder.maxLength);
+      const firstId = tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1);
+      const inputs: BenchInputs = {
+        source: 'synthetic',
+        clsId: tokenizer.clsId,
+        sepId: tokenizer.sepId,
+        padId: tokenizer.padId,
+        vocabSize: tokenizer.vocabSize,
+        firstId,
+        seed: 1,
+      };
+      const [fb, ft] = fixedDims(original);
+      const bar = progress('latency', benchOpts.iterations ?? 20);
+      try {
+        cmp = await compareLatency(folder.onnxPath, finalFolder.onnxPath, inputs, {
+          ...benchOpts,
+          seqLen: ft ?? seqLen,
+          batch: fb ?? benchOpts.batch ?? 1,
+          threads: opts.threads,
+          onProgress: (n) => bar.update(Math.min(n, benchOpts.iterations ?? 20), 'runs'),
+        });
+      } finally {
+        bar.stop();
+      }
+      latency = {
         seqLen: ft ?? seqLen,
         batch: fb ?? benchOpts.batch ?? 1,
-        threads: opts.threads,
-        onProgress: (n) => bar.update(Math.min(n, benchOpts.iterations ?? 20), 'runs'),
-      });
-    } finally {
-      bar.stop();
+        iterations: cmp.before.iterations,
+        beforeP50Ms: cmp.before.p50,
+        afterP50Ms: cmp.after.p50,
+        reduction: 1 - cmp.after.p50 / cmp.before.p50,
+        loadAvgStart: cmp.loadAvgStart,
+        loadAvgEnd: cmp.loadAvgEnd,
+      };
+      log(`latency p50 ${cmp.before.p50.toFixed(2)} → ${cmp.after.p50.toFixed(2)} ms (batch ${latency.batch}, sequence ${latency.seqLen})`);
     }
-    latency = {
-      seqLen: ft ?? seqLen,
-      batch: fb ?? benchOpts.batch ?? 1,
-      iterations: cmp.before.iterations,
-      beforeP50Ms: cmp.before.p50,
-      afterP50Ms: cmp.after.p50,
-      reduction: 1 - cmp.after.p50 / cmp.before.p50,
-      loadAvgStart: cmp.loadAvgStart,
-      loadAvgEnd: cmp.loadAvgEnd,
+
+    const headsRemoved = removedHeads.reduce((n, h) => n + h.length, 0);
+    const neuronsRemoved = removedNeurons.reduce((n, h) => n + h.length, 0);
+    const layerRows: PruneLayer[] = origBlocks.map((b, l) => ({
+      layer: l,
+      headsBefore: b.numHeads,
+      keptHeads: range(b.numHeads).filter((h) => !removedHeads[l].includes(h)),
+      removedHeads: removedHeads[l],
+      ...(b.ffn ? { ffnBefore: b.ffn.intermediate.outFeatures, ffnAfter: b.ffn.intermediate.outFeatures - removedNeurons[l].length } : {}),
+    }));
+    const details: PruneDetails = {
+      ratio: opts.ratio,
+      ffnRatio,
+      iterations,
+      target,
+      allowEmptyLayers: allowEmpty,
+      heads: { before: totalHeads, removed: headsRemoved, after: totalHeads - headsRemoved },
+      ...(ffnRatio > 0 ? { neurons: { before: totalNeurons, removed: neuronsRemoved, after: totalNeurons - neuronsRemoved } } : {}),
+      layers: layerRows,
+      emptiedLayers: emptiedLayers.sort((a, b) => a - b),
+      rounds,
+      parameters: {
+        before: countParameters(original.graph ?? {}),
+        after: countParameters(model.graph ?? {}),
+        attentionBefore: before.attention,
+        attentionAfter: after.attention,
+        ffnBefore: before.ffn,
+        ffnAfter: after.ffn,
+      },
+      ...(equivalence ? { equivalence } : {}),
+      ...(latency ? { latency } : {}),
+      heatmap: HEATMAP_FILE,
+      ...(ft
+        ? {
+            finetune: {
+              train: opts.finetune!.train,
+              dev: opts.finetune!.dev,
+              epochs: ft.details.epochs,
+              epochsRun: ft.details.epochsRun,
+              steps: ft.details.steps,
+              loss: ft.details.loss,
+              backend: ft.details.backend,
+              trainSeconds: ft.details.trainSeconds,
+              tokensPerSec: ft.details.tokensPerSec,
+              devF1Before: ft.f1.before.micro.f1,
+              devF1After: ft.f1.after.micro.f1,
+              best: ft.details.best,
+              curve: CURVE_FILE,
+            },
+          }
+        : {}),
     };
-    log(`latency p50 ${cmp.before.p50.toFixed(2)} → ${cmp.after.p50.toFixed(2)} ms (batch ${latency.batch}, sequence ${latency.seqLen})`);
-  }
 
-  const headsRemoved = removedHeads.reduce((n, h) => n + h.length, 0);
-  const neuronsRemoved = removedNeurons.reduce((n, h) => n + h.length, 0);
-  const layerRows: PruneLayer[] = origBlocks.map((b, l) => ({
-    layer: l,
-    headsBefore: b.numHeads,
-    keptHeads: range(b.numHeads).filter((h) => !removedHeads[l].includes(h)),
-    removedHeads: removedHeads[l],
-    ...(b.ffn ? { ffnBefore: b.ffn.intermediate.outFeatures, ffnAfter: b.ffn.intermediate.outFeatures - removedNeurons[l].length } : {}),
-  }));
-  const details: PruneDetails = {
-    ratio: opts.ratio,
-    ffnRatio,
-    iterations,
-    target,
-    allowEmptyLayers: allowEmpty,
-    heads: { before: totalHeads, removed: headsRemoved, after: totalHeads - headsRemoved },
-    ...(ffnRatio > 0 ? { neurons: { before: totalNeurons, removed: neuronsRemoved, after: totalNeurons - neuronsRemoved } } : {}),
-    layers: layerRows,
-    emptiedLayers: emptiedLayers.sort((a, b) => a - b),
-    rounds,
-    parameters: {
-      before: countParameters(original.graph ?? {}),
-      after: countParameters(model.graph ?? {}),
-      attentionBefore: before.attention,
-      attentionAfter: after.attention,
-      ffnBefore: before.ffn,
-      ffnAfter: after.ffn,
-    },
-    ...(equivalence ? { equivalence } : {}),
-    ...(latency ? { latency } : {}),
-    heatmap: HEATMAP_FILE,
-  };
+    const svg = heatmapSvg({
+      scores: rounds[0].headsNormalized,
+      removedIn,
+      title: `Head importance (${folder.config.model_type ?? 'model'}, ${layers} layers), ${headsRemoved} of ${totalHeads} heads removed`,
+      caption: 'importance Σ|∂L/∂ξ| ÷ tokens, L2-normalised per layer (round 1)',
+    });
 
-  const svg = heatmapSvg({
-    scores: rounds[0].headsNormalized,
-    removedIn,
-    title: `Head importance (${folder.config.model_type ?? 'model'}, ${layers} layers), ${headsRemoved} of ${totalHeads} heads removed`,
-    caption: 'importance Σ|∂L/∂ξ| ÷ tokens, L2-normalised per layer (round 1)',
-  });
-
-  const report = newReport<PruneDetails, 'prune'>(
-    'prune',
-    {
-      model: opts.model,
-      out: opts.out,
-      ...settings,
-      eval: opts.eval ?? null,
-      backend: opts.backend ?? 'auto',
-      bench: benchOpts ? { seqLen: latency?.seqLen, batch: latency?.batch } : false,
-      threads: opts.threads ?? 'default',
-    },
-    details,
-    { threads: opts.threads },
-  );
-  report.environment.tfjsBackend = rounds.map((r) => r.backend).find((b) => b !== undefined) ?? 'none';
-  const mBefore = await summarizeModel(folder, 'before', opts.model);
-  const mAfter = await summarizeModel(outFolder, 'after', opts.out);
-  if (f1) {
-    mBefore.f1 = f1.before;
-    mAfter.f1 = f1.pruned;
-  }
-  if (cmp && latency) {
-    mBefore.latency = [benchRow(latency.seqLen, latency.batch, cmp.before)];
-    mAfter.latency = [benchRow(latency.seqLen, latency.batch, cmp.after)];
-  }
-  report.models.push(mBefore, mAfter);
-  const files = [
-    await summarizeData(opts.data, {
-      format: read.format,
-      sentences: examples.length,
-      entities: examples.reduce((n, e) => n + e.entities.length, 0),
-      skipped: read.skipped.length,
-    }),
-  ];
-  if (opts.eval && evalExamples) {
-    files.push(
-      await summarizeData(opts.eval, {
-        format: evalFormat,
-        sentences: evalExamples.length,
-        entities: evalExamples.reduce((n, e) => n + e.entities.length, 0),
-        skipped: evalSkipped,
-      }),
+    const report = newReport<PruneDetails, 'prune'>(
+      'prune',
+      {
+        model: opts.model,
+        out: opts.out,
+        ...settings,
+        eval: opts.eval ?? null,
+        finetune: opts.finetune ? { ...opts.finetune } : null,
+        backend: opts.backend ?? 'auto',
+        bench: benchOpts ? { seqLen: latency?.seqLen, batch: latency?.batch } : false,
+        threads: opts.threads ?? 'default',
+      },
+      details,
+      { threads: opts.threads },
     );
-  }
-  report.data = { files };
-  if (hadPruned) report.warnings.push('the source config.json already has pruned_heads; it was kept as it was (see ranerc.json for this run\'s heads)');
-  if (read.skipped.length > 0) report.warnings.push(`${read.skipped.length} entities of types the model lacks were ignored in ${opts.data}`);
-  if (equivalence && equivalence.maxAbsDiff > 1e-4) {
-    report.warnings.push(`pruned and gated logits differ by up to ${equivalence.maxAbsDiff.toExponential(2)} (> 1e-4)`);
-  }
-  if (latency && latency.reduction < 0) report.warnings.push('the pruned model was not faster in this run (see the load average)');
+    report.environment.tfjsBackend = rounds.map((r) => r.backend).find((b) => b !== undefined) ?? 'none';
+    const mBefore = await summarizeModel(folder, 'before', opts.model);
+    // with fine-tuning: the pruned model (temporary, not kept) and the fine-tuned one written to `out`
+    const mPruned = ft ? await summarizeModel(prunedFolder, 'pruned', '(pruned, before fine-tuning; not kept)') : undefined;
+    const mAfter = await summarizeModel(finalFolder, 'after', opts.out);
+    if (f1) {
+      mBefore.f1 = f1.before;
+      if (mPruned) mPruned.f1 = f1.pruned;
+      mAfter.f1 = f1.finetuned ?? f1.pruned;
+    }
+    if (cmp && latency) {
+      mBefore.latency = [benchRow(latency.seqLen, latency.batch, cmp.before)];
+      mAfter.latency = [benchRow(latency.seqLen, latency.batch, cmp.after)];
+    }
+    report.models.push(mBefore, ...(mPruned ? [mPruned] : []), mAfter);
+    const files = [
+      await summarizeData(opts.data, {
+        format: read.format,
+        sentences: examples.length,
+        entities: examples.reduce((n, e) => n + e.entities.length, 0),
+        skipped: read.skipped.length,
+      }),
+    ];
+    if (opts.eval && evalExamples) {
+      files.push(
+        await summarizeData(opts.eval, {
+          format: evalFormat,
+          sentences: evalExamples.length,
+          entities: evalExamples.reduce((n, e) => n + e.entities.length, 0),
+          skipped: evalSkipped,
+        }),
+      );
+    }
+    report.data = { files };
+    if (hadPruned) report.warnings.push('the source config.json already has pruned_heads; it was kept as it was (see ranerc.json for this run\'s heads)');
+    if (read.skipped.length > 0) report.warnings.push(`${read.skipped.length} entities of types the model lacks were ignored in ${opts.data}`);
+    if (equivalence && equivalence.maxAbsDiff > 1e-4) {
+      report.warnings.push(`pruned and gated logits differ by up to ${equivalence.maxAbsDiff.toExponential(2)} (> 1e-4)`);
+    }
+    if (latency && latency.reduction < 0) report.warnings.push('the pruned model was not faster in this run (see the load average)');
 
-  return { outDir: written.dir, onnxPath: written.onnxPath, details, report, heatmapSvg: svg, ...(f1 ? { f1 } : {}) };
+    if (ft) for (const w of ft.report.warnings) report.warnings.push(`fine-tune: ${w}`);
+    return {
+      outDir: finalFolder.dir,
+      onnxPath: finalFolder.onnxPath,
+      details,
+      report,
+      heatmapSvg: svg,
+      ...(f1 ? { f1 } : {}),
+      ...(ft ? { finetune: { result: ft, curveSvg: ft.curveSvg, curveFile: CURVE_FILE } } : {}),
+    };
+  } finally {
+    if (tmpRoot) await rm(tmpRoot, { recursive: true, force: true });
+  }
 }

@@ -77,6 +77,26 @@ export interface PruneDetails {
   latency?: PruneLatency;
   /** File name of the heat map next to report.md. */
   heatmap: string;
+  /** Recovery fine-tuning of the pruned model (with --finetune). */
+  finetune?: PruneFinetune;
+}
+
+export interface PruneFinetune {
+  train: string;
+  dev: string;
+  epochs: number;
+  epochsRun: number;
+  steps: number;
+  loss: 'ce' | 'crf';
+  backend: string;
+  trainSeconds: number;
+  tokensPerSec: number;
+  /** Dev micro F1 of the pruned model and of the written (best) checkpoint. */
+  devF1Before: number;
+  devF1After: number;
+  best: { step: number; epoch: number; f1: number };
+  /** File name of the training curve next to report.md. */
+  curve: string;
 }
 
 function pct(x: number): string {
@@ -156,7 +176,21 @@ export function renderPruneDetails(report: Report): string {
       ['r', 'r', 'r', 'r', 'l', 'r', 'l', 'l'],
     ),
   );
-  out.push('', 'Fine-tuning after pruning: not run (the finetune library is not available yet).');
+  if (d.finetune) {
+    const f = d.finetune;
+    out.push(
+      '',
+      '**Recovery fine-tuning**',
+      '',
+      `${f.steps} steps (${f.epochsRun.toFixed(2)} of ${f.epochs} epochs) on \`${f.train}\` with ${f.loss === 'crf' ? 'the CRF negative log-likelihood' : 'token cross-entropy'} ` +
+        `on tfjs ${f.backend}, ${(f.trainSeconds / 60).toFixed(1)} min (${fmt.rate(f.tokensPerSec)} tokens/s); dev F1 (\`${f.dev}\`) ` +
+        `${fmt.pct(f.devF1Before)} → ${fmt.pct(f.devF1After)} (best: step ${f.best.step}).`,
+      '',
+      `![training curve](${f.curve})`,
+    );
+  } else {
+    out.push('', 'No recovery fine-tuning (run with --finetune TRAIN --dev DEV to recover accuracy).');
+  }
   return out.join('\n');
 }
 

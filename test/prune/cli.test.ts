@@ -54,6 +54,8 @@ describe('ranerc prune', () => {
       ['--ratio', 'x', '-o', out],
       ['--ratio', '0.25', '-o', out, '--backend', 'gpu'],
       ['--ratio', '1', '-o', out], // would empty both layers
+      ['--ratio', '0.25', '-o', out, '--epochs', '1'], // needs --finetune
+      ['--ratio', '0.25', '-o', out, '--finetune', MSRA_DEV], // needs --dev
     ]) {
       const r = await cli(...base, ...args);
       expect(r.code, args.join(' ')).toBe(2);

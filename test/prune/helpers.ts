@@ -11,6 +11,7 @@ export const TINY = join(REPO, 'fixtures', 'tiny');
 export const ATTENTION = join(REPO, 'test', 'onnx', 'fixtures', 'attention');
 export const MSRA_DEV = join(REPO, 'fixtures', 'data', 'msra_dev_sample.jsonl');
 export const MSRA_TEST = join(REPO, 'fixtures', 'data', 'msra_test_sample.jsonl');
+export const MSRA_TRAIN = join(REPO, 'fixtures', 'data', 'msra_train_sample.jsonl');
 export const CLUENER_DEV = join(REPO, 'fixtures', 'data', 'cluener_dev_sample.jsonl');
 
 export interface FixtureModel {

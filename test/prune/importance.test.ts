@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readExamples } from '../../src/ner/data.js';
 import { LabelSet } from '../../src/ner/labels.js';
 import { WordPieceTokenizer } from '../../src/ner/tokenizer.js';
@@ -194,7 +194,10 @@ describe('scoring rows', () => {
 });
 
 describe('importance cache', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ranerc-prune-cache-'));
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ranerc-prune-cache-'));
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const result = { heads: [[0.1, 0.2], [0.3, 0.4]], tokens: 10, rows: 2, loss: 0.5, backend: 'wasm', ms: 12 };
 

@@ -15,7 +15,7 @@ import { loadModel } from '../../src/onnx/external.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { reportProblem } from '../../src/report/schema.js';
 import { pruneModelFolder, type PruneOptions } from '../../src/prune/prune.js';
-import { MSRA_DEV, MSRA_TEST, TINY } from './helpers.js';
+import { MSRA_DEV, MSRA_TEST, MSRA_TRAIN, TINY } from './helpers.js';
 
 const MODEL = join(TINY, 'bio-crf-op14');
 const tmp = mkdtempSync(join(tmpdir(), 'ranerc-prune-'));
@@ -133,6 +133,29 @@ describe('pruneModelFolder', () => {
     expect(await headsOf(o.out)).toEqual([1]);
     expect(r.details.equivalence!.maxAbsDiff).toBeLessThan(1e-4);
     expect(r.details.parameters.attentionAfter).toBe(4 * 32 * 8 + 3 * 8 + 32 + 32); // one head left + the emptied layer's bias
+  });
+
+  it('--finetune recovers on the pruned graph: F1 before → pruned → fine-tuned, the temporary pruned folder removed', async () => {
+    const train = join(tmp, 'train.jsonl');
+    writeFileSync(train, readFileSync(MSRA_TRAIN, 'utf8').split('\n').slice(0, 80).join('\n') + '\n');
+    const o = opts({ eval: evalFile, finetune: { train, dev: evalFile, epochs: 1, lr: 1e-3 } });
+    const r = await pruneModelFolder(o);
+    expect(r.outDir).toBe(o.out);
+    expect(await headsOf(o.out)).toEqual(r.details.layers.map((l) => l.keptHeads.length));
+    expect(r.report.models.map((m) => m.role)).toEqual(['before', 'pruned', 'after']);
+    const pruned = r.report.models[1];
+    expect(existsSync(pruned.onnxPath)).toBe(false); // temporary
+    expect(r.f1!.finetuned).toBeDefined();
+    // the fine-tuned folder's F1 on the eval file is the dev F1 finetune measured (same file, same pipeline)
+    expect(r.f1!.finetuned!.micro.f1).toBeCloseTo(r.details.finetune!.devF1After, 10);
+    expect(r.f1!.pruned.micro.f1).toBeCloseTo(r.details.finetune!.devF1Before, 10);
+    expect(r.details.finetune!.steps).toBeGreaterThan(0);
+    expect(r.finetune!.curveSvg).toMatch(/^<svg/);
+    const prov = JSON.parse(readFileSync(join(o.out, 'ranerc.json'), 'utf8')) as { command: string; history: Array<{ command: string }> };
+    expect(prov.command).toBe('finetune');
+    expect(prov.history.map((h) => h.command)).toContain('prune');
+    expect(renderMarkdown(r.report)).toContain('![training curve](training-curve.svg)');
+    await expect(pruneModelFolder(opts({ finetune: { train, dev: '' } }))).rejects.toThrow(UsageError);
   });
 
   it('refuses bad input with typed errors and writes nothing', async () => {
