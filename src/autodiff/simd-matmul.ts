@@ -308,9 +308,11 @@ export const simdMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[
   save([a, b]);
   return {
     value: product(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved;
-      return [product(dy, swapLast(sb)), product(swapLast(sa), dy)];
-    },
+    // tidy: custom gradients run outside any scope; free the transposed copies right away
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const [sa, sb] = saved;
+        return [product(dy, swapLast(sb)), product(swapLast(sa), dy)];
+      }),
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;

@@ -185,20 +185,23 @@ function encoderShape(config: ModelConfig): { layers: number; hidden: number; he
 }
 
 /**
- * Padded tokens per micro-batch that fit the tfjs wasm heap (4 GiB): the heap holds the weights,
- * AdamW's two moments, the accumulated and the fresh gradients and the clipped copy (7 × 4 bytes per
- * parameter); what is left (of 3.5 GiB) goes to the activations a backward pass keeps, about
- * layers · (20·hidden + 4·heads·T + 6·intermediate) float32 values per token at row length T.
- * Clamped to [rowLength, 4096]; 2048 when config.json lacks the encoder sizes. BERT-base
- * (101.7 M parameters, T = 128) gets 336: micro-batches of two 128-token rows.
+ * Padded tokens per micro-batch that fit the tfjs wasm heap (4 GiB; 3.7 GiB planned): the heap holds
+ * the weights, the packed copies XNNPACK keeps of them and one set of gradients (12 bytes per
+ * parameter; AdamW's moments and the gradient sums live on the host), and the activations a backward
+ * pass keeps with their gradients: measured on a BERT-base export (bench notes in the report) at
+ * about 4 × layers · (20·hidden + 4·heads·T + 6·intermediate) float32 values per token at row length
+ * T (the longest row). At most 4096 (at least 1); 2048 when config.json lacks the encoder sizes.
+ * BERT-base (101.7 M parameters) gets 358 for 130-token rows — micro-batches of two 128-token
+ * windows — and 245 for 512-token rows: a row longer than the budget runs alone and may not fit
+ * (train with --max-length 130 there).
  */
 export function defaultMaxBatchTokens(config: ModelConfig, parameters: number, rowLength: number): number {
   const shape = encoderShape(config);
-  if (!shape) return Math.max(rowLength, 2048);
-  const free = 3.5 * 2 ** 30 - 7 * 4 * parameters;
-  const perToken = shape.layers * (20 * shape.hidden + 4 * shape.heads * rowLength + 6 * shape.intermediate) * 4;
+  if (!shape) return 2048;
+  const free = 3.7 * 2 ** 30 - 12 * parameters;
+  const perToken = 4 * shape.layers * (20 * shape.hidden + 4 * shape.heads * rowLength + 6 * shape.intermediate) * 4;
   const tokens = Math.floor(Math.max(0, free) / Math.max(perToken, 1));
-  return Math.max(rowLength, Math.min(4096, tokens));
+  return Math.max(1, Math.min(4096, tokens));
 }
 
 /** Names of the initializers that stay fixed: rank-0 ones, and those matching `freeze`. */
@@ -316,6 +319,7 @@ export async function finetuneModelFolder(opts: FinetuneOptions): Promise<Finetu
     const frozenParams = [...frozen].reduce((n, name) => n + sizeOf(name), 0);
     const totalParams = [...executor.variables.keys()].reduce((n, name) => n + sizeOf(name), 0);
     const maxBatchTokens = opts.maxBatchTokens ?? defaultMaxBatchTokens(folder.config, totalParams, windowSize + 2);
+    const tooLong = rows.filter((r) => r.ids.length > maxBatchTokens).length;
     const batchesPerEpoch = Math.ceil(rows.length / o.batch);
     const schedule: LinearSchedule = { lr: o.lr, totalSteps: o.epochs * batchesPerEpoch, warmupSteps: 0 };
     schedule.warmupSteps = warmupStepsFor(schedule.totalSteps, o.warmupRatio);
@@ -478,6 +482,11 @@ export async function finetuneModelFolder(opts: FinetuneOptions): Promise<Finetu
       );
     }
     if (!bestWeights) warnings.push('no evaluation beat the starting model: the output folder holds the starting weights');
+    if (tooLong > 0) {
+      warnings.push(
+        `${tooLong} training row${tooLong === 1 ? ' is' : 's are'} longer than the micro-batch budget of ${maxBatchTokens} tokens and ran alone (lower --max-length if the backend runs out of memory)`,
+      );
+    }
     if (stoppedBy === 'max-minutes') warnings.push(`training stopped after ${opts.maxMinutes} minutes (--max-minutes), at step ${step} of ${schedule.totalSteps}`);
 
     const details: FinetuneDetails = {

@@ -30,4 +30,5 @@ export {
 } from './data.js';
 export { tokenLoss, tokenLossValue, type CrfTensors, type LossKind, type LossTargets } from './loss.js';
 export { learningRate, warmupStepsFor, type LinearSchedule } from './schedule.js';
+export { HostAdamW, hostGlobalNorm, type HostAdamWOptions } from './optim.js';
 export { curveSvg, movingAverage, type FinetuneDetails, type FinetuneEval, type FinetunePoint } from './report.js';

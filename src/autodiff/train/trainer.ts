@@ -1,20 +1,22 @@
 /**
  * One optimizer step of fine-tuning through the ONNX → tfjs executor: gradients of the batch's
- * per-token loss (loss.ts) accumulated over its micro-batches, clipped by global norm, then AdamW
- * (src/distill/optim.ts) with decoupled weight decay on matrices only (rank ≥ 2: projection and
- * embedding weights; not biases, LayerNorm scales or CRF scores, as BERT fine-tuning recipes and
+ * per-token loss (loss.ts) summed over its micro-batches on the host, clipped by global norm, then
+ * AdamW with its moments on the host (optim.ts `HostAdamW`; the wasm heap cannot hold them for
+ * BERT-base) and decoupled weight decay on matrices only (rank ≥ 2: projection and embedding
+ * weights; not biases, LayerNorm scales or CRF scores, as BERT fine-tuning recipes and
  * fixtures/teacher/train_teacher.py do).
  *
  * The CRF transitions, start and end scores are tfjs variables of their own, trained with the
  * encoder when the loss is the CRF negative log-likelihood.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GraphError } from '../../errors.js';
-import { AdamW, clipByGlobalNorm, type OptimParam } from '../../distill/optim.js';
+import { GraphError, isRanercError, UsageError } from '../../errors.js';
+import type { OptimParam } from '../../distill/optim.js';
 import type { CrfParams } from '../../ner/types.js';
 import type { OnnxExecutor } from '../executor.js';
 import { batchFeeds, type MicroBatch } from './data.js';
 import { tokenLoss, type CrfTensors, type LossKind } from './loss.js';
+import { HostAdamW, hostGlobalNorm } from './optim.js';
 
 export interface TrainerOptions {
   /** Token cross-entropy, or the CRF negative log-likelihood (needs `crf`). */
@@ -54,6 +56,20 @@ export interface Checkpoint {
   crf?: CrfParams;
 }
 
+/** A backend allocation failure as a usage error saying how to fit (other errors unchanged). */
+function outOfMemory(e: unknown, mb: MicroBatch): unknown {
+  if (isRanercError(e) && !(e.cause instanceof Error && OOM.test(e.cause.message))) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const causeMsg = isRanercError(e) && e.cause instanceof Error ? e.cause.message : msg;
+  if (!OOM.test(msg) && !OOM.test(causeMsg)) return e;
+  return new UsageError(`the tfjs backend ran out of memory on a micro-batch of ${mb.rows} × ${mb.seq} tokens (${causeMsg})`, {
+    hint: 'lower --max-batch-tokens (rows per micro-batch) or --max-length (window length); the wasm heap is capped at 4 GiB and an aborted wasm backend stays unusable in this process',
+    cause: e,
+  });
+}
+
+const OOM = /Aborted\(\)|out of memory|Cannot enlarge memory|allocation failed|memory access out of bounds/i;
+
 /** Names the CRF variables have in the optimizer (never an initializer name: ONNX names have no NUL). */
 export const CRF_PARAM = { transitions: '\u0000crf.transitions', start: '\u0000crf.start', end: '\u0000crf.end' } as const;
 
@@ -65,8 +81,7 @@ export class Trainer {
   private readonly crfT?: CrfTensors & { transitions: tf.Variable; start: tf.Variable; end: tf.Variable };
   private readonly labels?: string[];
   private readonly byVarName = new Map<string, string>();
-  /** One AdamW per parameter: the same math as one over all (step counts advance together), with each update's temporaries freed before the next parameter's. */
-  private readonly optimizers: Map<string, AdamW>;
+  private readonly optimizer: HostAdamW;
   private readonly defaults: ReadonlySet<string>;
   private disposed = false;
 
@@ -109,13 +124,13 @@ export class Trainer {
     }
     this.params = params;
     const adam = { weightDecay: opts.weightDecay ?? 0.01, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps };
-    this.optimizers = new Map(params.map((p) => [p.name, new AdamW([p], adam)]));
+    this.optimizer = new HostAdamW(params, adam);
     this.defaults = new Set(executor.inputs.map((i) => i.name).filter((n) => executor.variables.has(n)));
   }
 
   /** Optimizer steps taken. */
   get steps(): number {
-    return this.optimizers.values().next().value?.steps ?? 0;
+    return this.optimizer.steps;
   }
 
   /** Tokens the loss of these micro-batches is divided by (the batch's counted tokens). */
@@ -126,14 +141,17 @@ export class Trainer {
   }
 
   /**
-   * The batch's per-token loss and its gradients, accumulated over the micro-batches, keyed by
-   * parameter name (the caller disposes them). Parameters the loss does not reach are absent.
+   * The batch's per-token loss and its gradients summed over the micro-batches, keyed by parameter
+   * name, as host arrays (parameters the loss does not reach are absent). Each micro-batch's
+   * gradients are downloaded and freed as soon as the backward pass returns them, so the device holds
+   * one set of gradients at a time (on the 4 GiB wasm heap a device-side sum would hold a second copy
+   * of every gradient while the next micro-batch's activations are alive).
    */
-  gradients(micro: readonly MicroBatch[]): { loss: number; grads: Map<string, tf.Tensor> } {
+  gradients(micro: readonly MicroBatch[]): { loss: number; grads: Map<string, Float32Array> } {
     this.check();
     const denom = this.denominator(micro);
-    const grads = new Map<string, tf.Tensor>();
-    if (denom === 0) return { loss: 0, grads };
+    const sums = new Map<string, Float32Array>();
+    if (denom === 0) return { loss: 0, grads: sums };
     const vars = this.params.map((p) => p.variable);
     let loss = 0;
     for (const mb of micro) {
@@ -155,52 +173,46 @@ export class Trainer {
           }
           return tokenLoss(logits, mb, this.opts.loss, denom, this.crfT);
         }, vars);
-        loss += (value.dataSync() as Float32Array)[0];
-        value.dispose();
-        for (const [varName, t] of Object.entries(g)) {
-          const name = this.byVarName.get(varName);
-          if (name === undefined) {
+        try {
+          loss += (value.dataSync() as Float32Array)[0];
+          for (const [varName, t] of Object.entries(g)) {
+            const name = this.byVarName.get(varName);
+            if (name === undefined) continue;
+            const d = t.dataSync() as Float32Array;
+            const acc = sums.get(name);
+            if (acc) {
+              for (let i = 0; i < acc.length; i++) acc[i] += d[i];
+            } else {
+              sums.set(name, Float32Array.from(d));
+            }
             t.dispose();
-            continue;
           }
-          const prev = grads.get(name);
-          if (prev) {
-            grads.set(name, tf.add(prev, t));
-            prev.dispose();
-            t.dispose();
-          } else {
-            grads.set(name, t);
-          }
+        } finally {
+          tf.dispose([value, ...Object.values(g)]);
         }
       } catch (e) {
-        for (const t of grads.values()) t.dispose();
-        throw e;
+        throw outOfMemory(e, mb);
       } finally {
         for (const t of Object.values(feeds)) t.dispose();
       }
     }
-    return { loss, grads };
+    return { loss, grads: sums };
   }
 
-  /** One optimizer step on a batch (its micro-batches) at learning rate `lr`. */
+  /**
+   * One optimizer step on a batch (its micro-batches) at learning rate `lr`: the gradients are
+   * clipped to a global norm of `clipNorm` (factor clipNorm / (norm + 1e-6) when below 1, as
+   * torch.nn.utils.clip_grad_norm_) and AdamW updates one parameter at a time.
+   */
   step(micro: readonly MicroBatch[], lr: number): StepResult {
     const { loss, grads } = this.gradients(micro);
     let gradNorm = 0;
-    try {
-      if (grads.size > 0) {
-        const limit = this.opts.clipNorm > 0 ? this.opts.clipNorm : Infinity;
-        const clipped = clipByGlobalNorm(grads, limit);
-        gradNorm = clipped.norm;
-        for (const t of grads.values()) t.dispose();
-        grads.clear();
-        try {
-          for (const [name, g] of clipped.grads) this.optimizers.get(name)!.step(new Map([[name, g]]), lr);
-        } finally {
-          for (const t of clipped.grads.values()) t.dispose();
-        }
-      }
-    } finally {
-      for (const t of grads.values()) t.dispose();
+    if (grads.size > 0) {
+      gradNorm = hostGlobalNorm(grads.values());
+      const limit = this.opts.clipNorm > 0 ? this.opts.clipNorm : Infinity;
+      const factor = limit / (gradNorm + 1e-6);
+      this.optimizer.beginStep();
+      for (const [name, g] of grads) this.optimizer.update(name, g, lr, factor < 1 ? factor : 1);
     }
     let tokens = 0;
     let padded = 0;
@@ -236,7 +248,7 @@ export class Trainer {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const o of this.optimizers.values()) o.dispose();
+    this.optimizer.dispose();
     if (this.crfT) tf.dispose([this.crfT.transitions, this.crfT.start, this.crfT.end]);
   }
 
