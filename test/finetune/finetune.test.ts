@@ -199,7 +199,7 @@ describe('finetuneModelFolder (CRF, wasm)', () => {
     expect(md).toContain('### Dev F1 before → after');
     expect(result.curveSvg.startsWith('<svg')).toBe(true);
     expect(result.curveSvg.match(/<polyline/g)!.length).toBeGreaterThanOrEqual(3);
-    expect(result.curveSvg.match(/<circle/g)!.length).toBe(result.details.evals.length + 1);
+    expect(result.curveSvg.match(/<circle/g)!.length).toBe(result.details.evals.length);
   });
 });
 

@@ -4,7 +4,7 @@
 import { mdTable, registerDetailsRenderer } from '../../report/markdown.js';
 import type { Report } from '../../report/schema.js';
 import { fmt } from '../../report/table.js';
-import { chartSvg } from './chart.js';
+import { lineChartSvg } from '../../distill/chart.js';
 
 /** One optimizer step. */
 export interface FinetunePoint {
@@ -88,38 +88,30 @@ export function movingAverage(points: ReadonlyArray<readonly [number, number]>, 
   return out;
 }
 
-/** The training curve: loss per step (raw and smoothed) and dev F1 per evaluation. */
+/**
+ * The training curve (src/distill/chart.ts): loss per step (raw and smoothed) and dev F1 per
+ * evaluation, with the backend, throughput and load average in the titles.
+ */
 export function curveSvg(d: FinetuneDetails, title: string): string {
-  const loss = d.curve.map((p) => [p.step, p.loss] as const);
+  const loss = d.curve.map((p) => [p.step, p.loss] as [number, number]);
   const k = Math.max(5, Math.round(d.curve.length / 25));
-  return chartSvg(
-    [
-      {
-        title: `${title}: training loss`,
-        xLabel: 'optimizer step',
-        yLabel: d.loss === 'crf' ? 'CRF NLL per token' : 'cross-entropy per token',
-        series: [
-          { name: 'loss', points: loss, color: '#9ecae1', width: 1 },
-          { name: `mean of ${k} steps`, points: movingAverage(loss, k), color: '#1f77b4', width: 2 },
-        ],
-        yInclude: [0],
-      },
-      {
-        title: 'dev entity F1 (onnxruntime, as ranerc eval)',
-        xLabel: 'optimizer step',
-        yLabel: 'micro F1 %',
-        series: [
-          { name: 'dev F1', points: d.evals.map((e) => [e.step, e.f1 * 100] as const), color: '#d62728', markers: true },
-          { name: `best (step ${d.best.step})`, points: [[d.best.step, d.best.f1 * 100]], color: '#2ca02c', markers: true },
-        ],
-      },
-    ],
+  return lineChartSvg([
     {
-      caption: `${d.steps} steps, ${fmt.rate(d.tokensPerSec)} tokens/s on tfjs ${d.backend}; load average ${d.loadAverage.start
-        .map((l) => l.toFixed(1))
-        .join(' ')} at the start`,
+      title: `${title}: training loss (${fmt.rate(d.tokensPerSec)} tokens/s, load ${d.loadAverage.start[0].toFixed(1)})`,
+      xLabel: 'optimizer step',
+      yLabel: d.loss === 'crf' ? 'CRF NLL per token' : 'cross-entropy per token',
+      series: [
+        { name: 'loss', points: loss, color: '#9ecae1' },
+        { name: `mean of ${k} steps`, points: movingAverage(loss, k), color: '#1f77b4' },
+      ],
     },
-  );
+    {
+      title: `dev entity F1 (onnxruntime, as ranerc eval); best: step ${d.best.step}`,
+      xLabel: 'optimizer step',
+      yLabel: 'micro F1 %',
+      series: [{ name: 'dev F1', points: d.evals.map((e) => [e.step, e.f1 * 100] as [number, number]), color: '#d62728', markers: true }],
+    },
+  ]);
 }
 
 function renderFinetuneDetails(report: Report): string {
