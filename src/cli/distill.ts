@@ -42,6 +42,7 @@ interface DistillFlags extends ReportFlags {
   weightDecay?: number;
   clipNorm?: number;
   batchTokens?: number;
+  batchRows?: number;
   seed: number;
   compareHard?: boolean;
   threads?: number;
@@ -120,6 +121,7 @@ async function runDistill(ctx: CliContext, flags: DistillFlags): Promise<number>
       weightDecay: flags.weightDecay,
       clipNorm: flags.clipNorm,
       batchTokens: flags.batchTokens,
+      batchRows: flags.batchRows,
       seed: flags.seed,
       compareHard: flags.compareHard,
       threads: flags.threads,
@@ -168,7 +170,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--student <kind>', 'student architecture').choices(['bilstm-crf', 'bilstm', 'transformer']).default('bilstm-crf'))
     .option('--temperature <T>', 'softmax temperature of the soft targets', numberOption('--temperature', 1e-6, 1000), 4)
     .option('--alpha <a>', 'weight of the soft (teacher) loss; 1 − α goes to the hard loss', numberOption('--alpha', 0, 1), 0.7)
-    .option('--temperature-schedule <s>', 'constant, or linear (T → 1 over training)', choice('--temperature-schedule', ['constant', 'linear'] as const), 'constant')
+    .option('--temperature-schedule <s>', 'constant, or linear (T → 1 over the last 40 % of the steps)', choice('--temperature-schedule', ['constant', 'linear'] as const), 'constant')
     .option('--kd-loss <name>', 'soft loss: kl, ce or mse', choice('--kd-loss', ['kl', 'ce', 'mse'] as const), 'kl')
     .option('--epochs <n>', 'passes over the transfer set (the time budget may stop earlier)', numberOption('--epochs', 0.01, 1000), 3)
     .option('--max-minutes <m>', 'hard wall-clock budget for the whole command, teacher logits included', numberOption('--max-minutes', 0.05, 1e6), 14)
@@ -180,10 +182,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--heads <n>', 'transformer attention heads (default 4)', intOption('--heads', 1, 64))
     .option('--ffn <n>', 'transformer feed-forward width (default 256)', intOption('--ffn', 1, 65536))
     .option('--dropout <p>', 'dropout rate (default 0.1)', numberOption('--dropout', 0, 0.95))
-    .option('--lr <x>', 'AdamW learning rate (default 3e-3)', numberOption('--lr', 1e-7, 10))
+    .option('--lr <x>', 'AdamW learning rate (default 5e-3)', numberOption('--lr', 1e-7, 10))
     .option('--weight-decay <x>', 'AdamW decoupled weight decay (default 0.01)', numberOption('--weight-decay', 0, 10))
     .option('--clip-norm <x>', 'clip gradients to this global L2 norm (default 5)', numberOption('--clip-norm', 1e-6, 1e6))
     .option('--batch-tokens <n>', 'padded tokens per batch (default 4096)', intOption('--batch-tokens', 16, 1 << 22))
+    .option('--batch-rows <n>', 'sequences per batch (default 16)', intOption('--batch-rows', 1, 4096))
     .addOption(
       new Option('--init <from>', 'student start: teacher (token embeddings by PCA of the teacher\'s table, CRF transitions) or random')
         .choices(['teacher', 'random'])

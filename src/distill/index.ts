@@ -24,7 +24,7 @@ import { LabelSet } from '../ner/labels.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import { defaultOverlap } from '../ner/windows.js';
 import { scoreSpans } from '../ner/metrics.js';
-import type { CrfParams, Example, F1Scores } from '../ner/types.js';
+import type { Example, F1Scores } from '../ner/types.js';
 import { argmaxDecode, viterbiDecode } from '../ner/viterbi.js';
 import { encodeModel } from '../onnx/codec.js';
 import { loadModel } from '../onnx/external.js';
@@ -353,11 +353,11 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     temperatureSchedule: schedule,
     epochs: opts.epochs ?? 3,
     maxSteps: opts.maxSteps,
-    lr: opts.lr ?? 3e-3,
+    lr: opts.lr ?? 5e-3,
     weightDecay: opts.weightDecay ?? 0.01,
     clipNorm: opts.clipNorm ?? 5,
     batchTokens: opts.batchTokens ?? 4096,
-    batchRows: opts.batchRows ?? 64,
+    batchRows: opts.batchRows ?? 16,
     evalsPerEpoch: opts.evalsPerEpoch,
     patience: opts.patience,
     seed,

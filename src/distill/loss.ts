@@ -82,11 +82,14 @@ export const KD_LOSSES = {
 } satisfies Record<string, KdLossFn>;
 export type KdLossName = keyof typeof KD_LOSSES;
 
-/** Temperature schedules: T at training progress p ∈ [0, 1] (cf. TextBrewer's temperature schedulers). */
+/**
+ * Temperature schedules: T at progress p ∈ [0, 1] of the decay phase (the last 40 % of the steps, when
+ * the learning rate decays too; see train.ts) — cf. TextBrewer's temperature schedulers.
+ */
 export const TEMPERATURE_SCHEDULES = {
   /** T throughout. */
   constant: (T: number, _progress: number): number => T,
-  /** Linear decay from T at the start to 1 at the end of training. */
+  /** T, then linear decay to 1 at the end of training. */
   linear: (T: number, progress: number): number => T + (1 - T) * Math.min(1, Math.max(0, progress)),
 } satisfies Record<string, (T: number, progress: number) => number>;
 export type TemperatureScheduleName = keyof typeof TEMPERATURE_SCHEDULES;

@@ -5,9 +5,10 @@
  *
  * Reproducibility: every random choice (initialisation, batch order, dropout masks) comes from one
  * seeded generator, the wasm backend is single-threaded, and the learning-rate / temperature schedules
- * depend on the step number only (never on the clock). The same seed, data and step budget therefore
- * give the same weights; the deadline only decides where a run stops (`plannedSteps` in the result says
- * which step budget to pass to reproduce a time-limited run).
+ * depend on the step number and the step budget only (never on the clock). The same seed, data and
+ * step budget give the same weights. A deadline sets the step budget once, a quarter of the way in,
+ * from the pace so far — before any schedule has started to depend on it (the decay phase is the last
+ * 40 % of the budget) — so a time-limited run is reproduced by passing its `plannedSteps` as `maxSteps`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../runtime/bench.js';
@@ -26,7 +27,7 @@ export interface TrainOptions {
   weightDecay: number;
   /** Clip gradients to this global L2 norm. */
   clipNorm: number;
-  /** Warm-up steps (linear from 0); default min(100, 5 % of the planned steps). */
+  /** Warm-up steps (linear from 0); default min(100, 5 % of epochs × batches per epoch). */
   warmupSteps?: number;
   /** Padded positions per batch and rows per batch. */
   batchTokens: number;
@@ -35,11 +36,13 @@ export interface TrainOptions {
   /** `performance.now()` time after which no new step starts. */
   deadline?: number;
   /**
-   * With a deadline: after `calibrationSteps` steps, shorten the schedules to the steps that fit before
-   * the deadline (leaving `reserveMs` for the final evaluation), when that is fewer than planned.
+   * With a deadline (and no `maxSteps`): when this share of the time to the deadline has passed
+   * (default 0.25), set the step budget to the steps that fit at the pace so far (evaluations
+   * included), when fewer than planned.
    */
-  calibrationSteps?: number;
-  reserveMs?: number;
+  calibrationShare?: number;
+  /** Clock in milliseconds (default `performance.now`; the deadline is on this clock), injectable for tests. */
+  now?: () => number;
   /**
    * Dev evaluations per epoch (default 4) and patience: stop after this many evaluations without a
    * better dev F1 (default 6), never before one epoch and never while the best F1 is still 0.
@@ -91,12 +94,25 @@ export interface TrainResult {
   tokensPerSec: number;
 }
 
-/** Learning rate at `step` (1-based): linear warm-up, then linear decay to 5 % at `planned`. */
+/** Share of the step budget at whose end the learning rate (and a temperature schedule) decays. */
+export const DECAY_SHARE = 0.4;
+
+/**
+ * Progress of the decay phase at `step` of `planned`: 0 until the last 40 % of the steps, then linear to
+ * 1 at `planned`.
+ */
+export function decayProgress(step: number, planned: number): number {
+  const start = planned * (1 - DECAY_SHARE);
+  return Math.min(1, Math.max(0, (step - start) / Math.max(1, planned - start)));
+}
+
+/**
+ * Learning rate at `step` (1-based): linear warm-up over `warmup` steps, constant, then linear decay to
+ * 5 % over the last 40 % of `planned`.
+ */
 export function learningRate(base: number, step: number, warmup: number, planned: number): number {
   if (warmup > 0 && step <= warmup) return (base * step) / warmup;
-  const rest = Math.max(1, planned - warmup);
-  const p = Math.min(1, Math.max(0, (step - warmup) / rest));
-  return base * (1 - 0.95 * p);
+  return base * (1 - 0.95 * decayProgress(step, planned));
 }
 
 function snapshot(student: Student): Map<string, Float32Array> {
@@ -114,21 +130,19 @@ function restore(student: Student, snap: Map<string, Float32Array>): void {
 
 /** Train `student` on `items`. */
 export async function trainStudent(student: Student, items: readonly TransferItem[], special: SpecialIds, opts: TrainOptions): Promise<TrainResult> {
-  const t0 = performance.now();
+  const now = opts.now ?? (() => performance.now());
+  const t0 = now();
   const rand = mulberry32(opts.seed);
   const L = student.spec.numLabels;
   const lengths = items.map((it) => it.ids.length);
   const perEpoch = planBatches(lengths, { maxTokens: opts.batchTokens, maxRows: opts.batchRows }, mulberry32(opts.seed + 1)).length;
   let planned = Math.max(1, Math.round(opts.epochs * perEpoch));
   if (opts.maxSteps !== undefined) planned = Math.min(planned, opts.maxSteps);
-  let warmup = opts.warmupSteps ?? Math.min(100, Math.floor(0.05 * planned));
   const evalEvery = Math.max(1, Math.floor(perEpoch / (opts.evalsPerEpoch ?? 4)));
   const patience = opts.patience ?? 6;
-  const optimizer = new AdamW(student.params, { weightDecay: opts.weightDecay });
   const curve: CurvePoint[] = [];
   const dev: DevPoint[] = [];
   let acc = { loss: 0, soft: 0, hard: 0, n: 0 };
-  const curveEvery = Math.max(1, Math.ceil(planned / 400));
   let best: { f1: number; step: number; weights: Map<string, Float32Array> } | undefined;
   let sinceBest = 0;
   let step = 0;
@@ -137,8 +151,16 @@ export async function trainStudent(student: Student, items: readonly TransferIte
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let lastLoss = NaN;
   let lastF1: number | undefined;
-  const calibration = opts.calibrationSteps ?? 20;
+  const vars = student.params.map((p) => p.variable);
 
+  /** Loss and gradients of one batch (caller disposes). */
+  const lossAndGrads = (idx: number[], temperature: number, drop: () => number) => {
+    const { input, targets } = makeBatch(idx.map((i) => items[i]), special, L);
+    const out: { values?: LossValues } = {};
+    const lossOpts: LossOptions = { ...opts.loss, temperature };
+    const { value, grads } = tf.variableGrads(() => distillLoss(student.forward(input, drop), targets, lossOpts, student.crf, out), vars);
+    return { value, grads, values: out.values! };
+  };
   const evaluate = async (): Promise<boolean> => {
     if (!opts.evaluate) return false;
     const f1 = await opts.evaluate(student);
@@ -153,7 +175,14 @@ export async function trainStudent(student: Student, items: readonly TransferIte
     return sinceBest >= patience && step >= perEpoch && best.f1 > 0;
   };
 
+  const warmup = opts.warmupSteps ?? Math.min(100, Math.floor(0.05 * Math.max(1, Math.round(opts.epochs * perEpoch))));
+  const calibrateAt = opts.deadline !== undefined && opts.maxSteps === undefined ? t0 + (opts.deadline - t0) * (opts.calibrationShare ?? 0.25) : undefined;
+  let calibrated = false;
+  const curveEvery = Math.max(1, Math.ceil(planned / 400));
+  const optimizer = new AdamW(student.params, { weightDecay: opts.weightDecay });
+
   try {
+    if (opts.evaluate) await evaluate(); // the starting point of the dev curve
     outer: for (let epoch = 0; ; epoch++) {
       const batches = planBatches(lengths, { maxTokens: opts.batchTokens, maxRows: opts.batchRows }, rand);
       for (const idx of batches) {
@@ -161,20 +190,13 @@ export async function trainStudent(student: Student, items: readonly TransferIte
           stoppedBy = opts.maxSteps !== undefined && planned === opts.maxSteps ? 'steps' : 'epochs';
           break outer;
         }
-        if (opts.deadline !== undefined && performance.now() > opts.deadline) {
+        if (opts.deadline !== undefined && now() > opts.deadline) {
           stoppedBy = 'time';
           break outer;
         }
-        const s0 = performance.now();
-        const { input, targets } = makeBatch(idx.map((i) => items[i]), special, L);
-        const progress = step / planned;
-        const lossOpts: LossOptions = {
-          ...opts.loss,
-          temperature: TEMPERATURE_SCHEDULES[opts.temperatureSchedule](opts.loss.temperature, progress),
-        };
-        const out: { values?: LossValues } = {};
-        const vars = student.params.map((p) => p.variable);
-        const { value, grads } = tf.variableGrads(() => distillLoss(student.forward(input, rand), targets, lossOpts, student.crf, out), vars);
+        const s0 = now();
+        const T = TEMPERATURE_SCHEDULES[opts.temperatureSchedule](opts.loss.temperature, decayProgress(step, planned));
+        const { value, grads, values: v } = lossAndGrads(idx, T, rand);
         const byName = new Map<string, tf.Tensor>();
         for (const p of student.params) {
           const g = grads[p.variable.name];
@@ -184,7 +206,6 @@ export async function trainStudent(student: Student, items: readonly TransferIte
         step++;
         optimizer.step(clipped.grads, learningRate(opts.lr, step, warmup, planned));
         tf.dispose([value, ...Object.values(grads), ...clipped.grads.values()]);
-        const v = out.values!;
         tokensSeen += v.tokens;
         lastLoss = v.loss;
         acc.loss += v.loss;
@@ -195,16 +216,12 @@ export async function trainStudent(student: Student, items: readonly TransferIte
           curve.push({ step, loss: acc.loss / acc.n, soft: acc.soft / acc.n, hard: acc.hard / acc.n });
           acc = { loss: 0, soft: 0, hard: 0, n: 0 };
         }
-        stepMs += performance.now() - s0;
-        if (opts.deadline !== undefined && step === calibration) {
-          // the schedules follow steps; fit them to the time left (once, so the run stays reproducible by --max-steps)
-          const perStep = stepMs / step;
-          const left = opts.deadline - performance.now() - (opts.reserveMs ?? 0);
-          const fits = step + Math.max(0, Math.floor((left / perStep) * 0.95));
-          if (fits < planned) {
-            planned = Math.max(step + 1, fits);
-            warmup = Math.min(warmup, Math.floor(0.05 * planned));
-          }
+        stepMs += now() - s0;
+        if (!calibrated && calibrateAt !== undefined && now() >= calibrateAt) {
+          // once, before the decay phase: the steps done so far are the same for any later budget
+          calibrated = true;
+          const fits = Math.floor((0.97 * step * (opts.deadline! - t0)) / (now() - t0));
+          if (fits < planned) planned = Math.max(step + 1, Math.ceil(step / (1 - DECAY_SHARE)), fits);
         }
         opts.onStep?.({ step, plannedSteps: planned, loss: lastLoss, tokensPerSec: tokensSeen / (stepMs / 1000), devF1: lastF1, bestF1: best?.f1 });
         if (step % evalEvery === 0 && step < planned) {
@@ -222,7 +239,7 @@ export async function trainStudent(student: Student, items: readonly TransferIte
   } finally {
     optimizer.dispose();
   }
-  const totalMs = performance.now() - t0;
+  const totalMs = now() - t0;
   return {
     steps: step,
     plannedSteps: planned,

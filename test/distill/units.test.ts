@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { chunkText, makeBatch, planBatches, repairCut } from '../../src/distill/batches.js';
 import { lineChartSvg, niceTicks } from '../../src/distill/chart.js';
 import { pcaProject } from '../../src/distill/init.js';
-import { learningRate } from '../../src/distill/train.js';
+import { decayProgress, learningRate } from '../../src/distill/train.js';
 import { LabelSet } from '../../src/ner/labels.js';
 import { mulberry32 } from '../../src/runtime/bench.js';
 
@@ -83,12 +83,15 @@ describe('label repair where a long text is cut into windows', () => {
 });
 
 describe('schedules', () => {
-  it('learning rate: linear warm-up, then linear decay to 5 %', () => {
+  it('learning rate: linear warm-up, constant, then linear decay to 5 % over the last 40 % of the steps', () => {
     expect(learningRate(1, 5, 10, 110)).toBeCloseTo(0.5, 12);
     expect(learningRate(1, 10, 10, 110)).toBeCloseTo(1, 12);
-    expect(learningRate(1, 60, 10, 110)).toBeCloseTo(1 - 0.95 * 0.5, 12);
+    expect(learningRate(1, 66, 10, 110)).toBeCloseTo(1, 12); // decay starts at 110 · 0.6 = 66
+    expect(learningRate(1, 88, 10, 110)).toBeCloseTo(1 - 0.95 * 0.5, 12);
     expect(learningRate(1, 110, 10, 110)).toBeCloseTo(0.05, 12);
     expect(learningRate(1, 500, 10, 110)).toBeCloseTo(0.05, 12);
+    expect(decayProgress(30, 110)).toBe(0);
+    expect(decayProgress(77, 110)).toBeCloseTo(0.25, 12);
   });
 });
 
