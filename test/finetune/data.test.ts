@@ -6,7 +6,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchFeeds, makeMicroBatch, microBatches, planEpoch, repairWindowTags, trainingRows } from '../../src/autodiff/train/data.js';
+import { batchFeeds, makeMicroBatch, microBatches, planEpoch, trainingRows } from '../../src/autodiff/train/data.js';
+import { repairCut } from '../../src/distill/batches.js';
 import { learningRate, warmupStepsFor } from '../../src/autodiff/train/schedule.js';
 import { GraphError } from '../../src/errors.js';
 import { tokenTagIds } from '../../src/ner/align.js';
@@ -78,11 +79,11 @@ describe('trainingRows', () => {
   });
 });
 
-describe('repairWindowTags', () => {
+describe('repairCut (window cuts, from src/distill/batches.ts)', () => {
   const run = (labels: string[], tags: string[], cutStart: boolean, cutEnd: boolean): string[] => {
     const set = new LabelSet(labels);
     const ids = Int32Array.from(tags.map((t) => set.idOf(t)!));
-    repairWindowTags(ids, set, cutStart, cutEnd);
+    repairCut(ids, set, cutStart, cutEnd);
     return set.names(Array.from(ids));
   };
   it('BIO: a cut I- at the start becomes B-; the end is left alone', () => {

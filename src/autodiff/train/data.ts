@@ -6,9 +6,9 @@
  *
  * Loss targets per row:
  * - `tags`: the gold label of every window token (`tokenTagIds`, the labels eval's gold alignment
- *   gives), repaired where a window cuts an entity (a window starting inside an entity starts it
- *   afresh, B-; one ending inside it ends it there, for schemes with end tags) — the CRF sees every
- *   token of the window, as Viterbi decodes it.
+ *   gives), repaired where a window cuts an entity (src/distill/batches.ts `repairCut`: a window
+ *   starting inside an entity starts it afresh, B-; one ending inside it ends it there, for schemes
+ *   with end tags) — the CRF sees every token of the window, as Viterbi decodes it.
  * - `ceMask`: token cross-entropy counts a token when it is the first piece of its word (the piece
  *   eval reads a word's label from) and this window owns it (ownerWindow: a token inside two
  *   overlapping windows counts once, in the window eval takes its prediction from).
@@ -16,7 +16,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphError } from '../../errors.js';
 import { tokenTagIds } from '../../ner/align.js';
-import type { LabelSet, TagPrefix } from '../../ner/labels.js';
+import { repairCut, shuffle } from '../../distill/batches.js';
+import type { LabelSet } from '../../ner/labels.js';
 import type { WordPieceTokenizer } from '../../ner/tokenizer.js';
 import type { Example } from '../../ner/types.js';
 import { ownerWindow, planWindows } from '../../ner/windows.js';
@@ -39,39 +40,6 @@ export interface RowOptions {
   windowSize: number;
   /** Tokens shared by consecutive windows of a long sentence. */
   overlap: number;
-}
-
-const START_REPAIR: Partial<Record<LabelSet['scheme'], Partial<Record<TagPrefix, TagPrefix>>>> = {
-  BIO: { I: 'B' },
-  BIOES: { I: 'B', E: 'S' },
-  BMES: { M: 'B', E: 'S' },
-  BILOU: { I: 'B', L: 'U' },
-};
-const END_REPAIR: Partial<Record<LabelSet['scheme'], Partial<Record<TagPrefix, TagPrefix>>>> = {
-  BIOES: { B: 'S', I: 'E' },
-  BMES: { B: 'S', M: 'E' },
-  BILOU: { B: 'U', I: 'L' },
-};
-
-/**
- * Make a window's tags well-formed at its cuts (in place): when the window starts inside an entity
- * (`cutStart`) its first tag begins the entity; when it ends inside one (`cutEnd`) its last tag ends
- * it. The end repair runs after the start repair, so a one-token piece of a longer entity becomes a
- * single (S/U). Schemes without begin/end tags (IO, IOB1, IOE1/2) are left as they are.
- */
-export function repairWindowTags(tags: Int32Array, labels: LabelSet, cutStart: boolean, cutEnd: boolean): void {
-  const n = tags.length;
-  if (n === 0) return;
-  const apply = (i: number, map: Partial<Record<TagPrefix, TagPrefix>> | undefined): void => {
-    if (!map) return;
-    const p = labels.parse(tags[i]);
-    const to = map[p.prefix];
-    if (!to) return;
-    const id = labels.tagId(to, p.type);
-    if (id !== undefined) tags[i] = id;
-  };
-  if (cutStart) apply(0, START_REPAIR[labels.scheme]);
-  if (cutEnd) apply(n - 1, END_REPAIR[labels.scheme]);
 }
 
 /** Training rows of every example, in example order (sentences without tokens give none). */
@@ -100,22 +68,11 @@ export function trainingRows(
         ceMask[t - a] = firstPiece && (windows.length === 1 || ownerWindow(windows, t) === w) ? 1 : 0;
       }
       ids[b - a + 1] = tokenizer.sepId;
-      repairWindowTags(tags, labels, a > 0, b < n);
+      repairCut(tags, labels, a > 0, b < n);
       rows.push({ ids, tags, ceMask, example: e });
     });
   });
   return rows;
-}
-
-/** Fisher–Yates shuffle in place. */
-export function shuffleInPlace<T>(a: T[], rand: () => number): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
-  return a;
 }
 
 export interface EpochPlanOptions {
@@ -138,7 +95,7 @@ export function planEpoch(lengths: readonly number[], opts: EpochPlanOptions, ra
   if (!(Number.isInteger(batchRows) && batchRows >= 1)) throw new RangeError(`batchRows must be an integer >= 1, got ${batchRows}`);
   if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new RangeError(`maxTokens must be an integer >= 1, got ${maxTokens}`);
   const pool = batchRows * (opts.poolBatches ?? 50);
-  const order = shuffleInPlace(
+  const order = shuffle(
     lengths.map((_, i) => i),
     rand,
   );
@@ -148,7 +105,7 @@ export function planEpoch(lengths: readonly number[], opts: EpochPlanOptions, ra
     const part = order.slice(p, p + pool).sort((x, y) => lengths[x] - lengths[y]);
     for (let q = 0; q < part.length; q += batchRows) batches.push(part.slice(q, q + batchRows));
   }
-  shuffleInPlace(batches, rand);
+  shuffle(batches, rand);
   return batches.map((b) => microBatches(b, lengths, maxTokens));
 }
 

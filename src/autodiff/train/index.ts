@@ -20,8 +20,6 @@ export {
   makeMicroBatch,
   microBatches,
   planEpoch,
-  repairWindowTags,
-  shuffleInPlace,
   trainingRows,
   type EpochPlanOptions,
   type MicroBatch,
