@@ -177,7 +177,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-steps <n>', 'stop after this many optimizer steps (reproduces a time-limited run)', intOption('--max-steps', 1))
     .option('--transfer-limit <n>', 'use at most this many transfer texts (a seeded sample)', intOption('--transfer-limit', 1))
     .option('--embedding-dim <n>', 'student embedding size (default 64)', intOption('--embedding-dim', 1, 4096))
-    .option('--hidden <n>', 'LSTM units per direction, or transformer width (default 128)', intOption('--hidden', 1, 4096))
+    .option('--hidden <n>', 'LSTM units per direction (default 96), or transformer width (default 128)', intOption('--hidden', 1, 4096))
     .option('--layers <n>', 'BiLSTM / transformer layers (default 1 / 2)', intOption('--layers', 1, 64))
     .option('--heads <n>', 'transformer attention heads (default 4)', intOption('--heads', 1, 64))
     .option('--ffn <n>', 'transformer feed-forward width (default 256)', intOption('--ffn', 1, 65536))

@@ -16,6 +16,8 @@ export interface Panel {
   xLabel: string;
   yLabel: string;
   series: Series[];
+  /** Logarithmic y axis (values ≤ 0 are dropped). */
+  yLog?: boolean;
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
@@ -50,11 +52,25 @@ function fmtTick(v: number): string {
   return v.toPrecision(2);
 }
 
+/** Log-axis ticks: 1, 2, 5 × 10ⁿ inside [lo, hi] (values, not logs), at least the two ends' decades. */
+export function logTicks(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * 10 ** e).toPrecision(12));
+      if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
+    }
+  }
+  return out;
+}
+
 function panelSvg(p: Panel, top: number, width: number, height: number): string {
-  const m = { left: 64, right: 16, top: 28, bottom: 40 };
+  const m = { left: 64, right: 16, top: 28 + 16 * Math.ceil(p.series.length / 3), bottom: 40 };
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
-  const pts = p.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const ok = ([x, y]: [number, number]) => Number.isFinite(x) && Number.isFinite(y) && (!p.yLog || y > 0);
+  const fy = (y: number) => (p.yLog ? Math.log10(y) : y);
+  const pts = p.series.flatMap((s) => s.points).filter(ok).map(([x, y]) => [x, fy(y)] as [number, number]);
   const out: string[] = [`<g transform="translate(0,${top})">`];
   out.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${esc(p.title)}</text>`);
   if (pts.length === 0) {
@@ -64,11 +80,13 @@ function panelSvg(p: Panel, top: number, width: number, height: number): string 
   let [x0, x1] = [Math.min(...pts.map((q) => q[0])), Math.max(...pts.map((q) => q[0]))];
   let [y0, y1] = [Math.min(...pts.map((q) => q[1])), Math.max(...pts.map((q) => q[1]))];
   const xt = niceTicks(x0, x1);
-  const yt = niceTicks(y0, y1);
+  const yt = p.yLog ? logTicks(10 ** y0, 10 ** y1).map(Math.log10) : niceTicks(y0, y1);
   x0 = Math.min(x0, xt[0]);
   x1 = Math.max(x1, xt[xt.length - 1]);
-  y0 = Math.min(y0, yt[0]);
-  y1 = Math.max(y1, yt[yt.length - 1]);
+  if (!p.yLog) {
+    y0 = Math.min(y0, yt[0]);
+    y1 = Math.max(y1, yt[yt.length - 1]);
+  }
   const sx = (x: number) => m.left + (x1 === x0 ? w / 2 : ((x - x0) / (x1 - x0)) * w);
   const sy = (y: number) => m.top + (y1 === y0 ? h / 2 : h - ((y - y0) / (y1 - y0)) * h);
   out.push(`<rect x="${m.left}" y="${m.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
@@ -80,7 +98,7 @@ function panelSvg(p: Panel, top: number, width: number, height: number): string 
   for (const t of yt) {
     const y = sy(t).toFixed(1);
     out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + w}" y2="${y}" stroke="#eee"/>`);
-    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${fmtTick(t)}</text>`);
+    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${fmtTick(p.yLog ? 10 ** t : t)}</text>`);
   }
   out.push(`<text x="${m.left + w / 2}" y="${m.top + h + 32}" text-anchor="middle" font-size="12">${esc(p.xLabel)}</text>`);
   out.push(
@@ -88,7 +106,7 @@ function panelSvg(p: Panel, top: number, width: number, height: number): string 
   );
   p.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
-    const sp = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    const sp = s.points.filter(ok).map(([x, y]) => [x, fy(y)] as [number, number]);
     if (sp.length > 1) {
       const d = sp.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
       out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${d}"/>`);
@@ -96,9 +114,11 @@ function panelSvg(p: Panel, top: number, width: number, height: number): string 
     if (s.markers || sp.length === 1) {
       for (const [x, y] of sp) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${color}"/>`);
     }
-    const ly = m.top + 14 + i * 16;
-    out.push(`<line x1="${m.left + w - 150}" y1="${ly}" x2="${m.left + w - 130}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
-    out.push(`<text x="${m.left + w - 125}" y="${ly}" dominant-baseline="middle" font-size="11">${esc(s.name)}</text>`);
+    // legend: under the title, three entries a row
+    const lx = m.left + (i % 3) * Math.floor(w / 3);
+    const ly = 34 + 16 * Math.floor(i / 3);
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 20}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
+    out.push(`<text x="${lx + 25}" y="${ly}" dominant-baseline="middle" font-size="11">${esc(s.name)}</text>`);
   });
   out.push('</g>');
   return out.join('\n');

@@ -280,7 +280,8 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   const transfer: Array<{ ex: Example; gold: boolean }> = shuffle(
     [...train.examples.map((ex) => ({ ex, gold: true })), ...unlabeled.map((ex) => ({ ex, gold: false }))],
     mulberry32(0x5eed),
-  ).slice(0, opts.transferLimit ?? Infinity);
+  );
+  const wanted = Math.min(transfer.length, opts.transferLimit ?? Infinity);
   const windowSize = teacher.maxLength - 2;
 
   // Reserve for the end: evaluation of both models + latency + export, from the evaluation data size.
@@ -297,6 +298,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       cacheDir: opts.cacheDir,
       cacheDtype: opts.cacheDtype,
       threads: opts.threads,
+      limit: wanted,
       deadline: budgetMs === undefined ? undefined : tStart + budgetMs * teacherShare,
       onProgress: (done, total) => opts.onProgress?.({ phase: 'teacher', done, total }),
     },
@@ -489,7 +491,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   }
   const warnings: string[] = [];
   const subsampled = tl.count < transfer.length;
-  if (subsampled) {
+  if (tl.count < wanted) {
     warnings.push(
       `the teacher-logit pass stopped at the time budget: the student trained on ${tl.count} of ${transfer.length} transfer texts ` +
         `(a seeded sample; a second run continues from the cache)`,
@@ -501,9 +503,12 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
 
   const curvesSvg = curvesPicture(distilled.training, hardOnly?.training, alpha, T);
   const reproduce =
-    `--student ${kind} --alpha ${alpha} --temperature ${T} --temperature-schedule ${schedule} --seed ${seed} ` +
-    `--embedding-dim ${spec.embeddingDim} --hidden ${spec.hidden} --layers ${spec.layers} ` +
-    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count}`;
+    `--student ${kind} --alpha ${alpha} --temperature ${T} --temperature-schedule ${schedule} --kd-loss ${kd} --seed ${seed} ` +
+    `--init ${initMode} --embedding-dim ${spec.embeddingDim} --hidden ${spec.hidden} --layers ${spec.layers}` +
+    (kind === 'transformer' ? ` --heads ${spec.heads} --ffn ${spec.ffn}` : '') +
+    ` --dropout ${spec.dropout} --lr ${trainCommon.lr} --weight-decay ${trainCommon.weightDecay} --clip-norm ${trainCommon.clipNorm} ` +
+    `--batch-tokens ${trainCommon.batchTokens} --batch-rows ${trainCommon.batchRows} --epochs ${trainCommon.epochs} ` +
+    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count} (teacher logits from the cache)`;
   const details: DistillDetails = {
     student: { ...spec, parameters: student.parameterCount(), modelType },
     loss: { alpha, temperature: T, temperatureSchedule: schedule, kd, hard: spec.crf ? 'crf' : 'ce' },
@@ -591,9 +596,10 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
 export function curvesPicture(distilled: TrainResult, hard: TrainResult | undefined, alpha: number, T: number): string {
   const panels: Panel[] = [
     {
-      title: 'training loss (per real token)',
+      title: 'training loss (per real token, log scale)',
       xLabel: 'optimizer step',
       yLabel: 'loss',
+      yLog: true,
       series: [
         { name: `distilled (α=${alpha}, T=${T})`, points: distilled.curve.map((p) => [p.step, p.loss]) },
         ...(hard ? [{ name: 'hard labels only', points: hard.curve.map((p) => [p.step, p.loss] as [number, number]) }] : []),

@@ -34,6 +34,8 @@ export interface TeacherLogitsOptions {
   overlap?: number;
   /** Stop computing (between chunks) once `performance.now()` passes this; the prefix done is returned. */
   deadline?: number;
+  /** Logits for at most the first `limit` texts (the cache key still covers all texts, so runs share it). */
+  limit?: number;
   /** Texts per chunk between deadline checks and progress reports (default 256). */
   chunkTexts?: number;
   onProgress?: (doneTexts: number, totalTexts: number) => void;
@@ -158,12 +160,13 @@ export async function teacherLogits(folder: ModelFolder, texts: readonly string[
     const cacheDir = opts.cacheDir === null ? undefined : resolve(opts.cacheDir ?? join('.ranerc-cache', 'teacher-logits'));
     const cachePath = cacheDir ? join(cacheDir, `${key}.bin`) : undefined;
     const emissions: TextEmissions[] = [];
+    const wanted = Math.min(texts.length, opts.limit ?? Infinity);
     let fromCache = 0;
     if (cachePath && (await exists(cachePath))) {
       const cached = decodeCache(new Uint8Array(await readFile(cachePath)), key, L, cachePath);
       if (cached) {
         let o = 0;
-        for (let i = 0; i < cached.counts.length && i < texts.length; i++) {
+        for (let i = 0; i < cached.counts.length && i < wanted; i++) {
           const tokens = predictor.tokenizer.tokenize(texts[i]);
           const n = cached.counts[i];
           if (tokens.length !== n) {
@@ -181,12 +184,12 @@ export async function teacherLogits(folder: ModelFolder, texts: readonly string[
     const chunk = opts.chunkTexts ?? 256;
     const t0 = performance.now();
     let computedTokens = 0;
-    opts.onProgress?.(emissions.length, texts.length);
-    while (emissions.length < texts.length) {
+    opts.onProgress?.(emissions.length, wanted);
+    while (emissions.length < wanted) {
       if (opts.deadline !== undefined && performance.now() > opts.deadline) break;
       const start = emissions.length;
-      const part = texts.slice(start, start + chunk) as string[];
-      predictor.onProgress = (done) => opts.onProgress?.(start + done, texts.length);
+      const part = texts.slice(start, Math.min(wanted, start + chunk)) as string[];
+      predictor.onProgress = (done) => opts.onProgress?.(start + done, wanted);
       const ems = await predictor.emissions(part);
       for (const e of ems) {
         emissions.push(e);

@@ -24,6 +24,9 @@ describe('teacher logits', () => {
     const b = await teacherLogits(ws.teacher, texts, { cacheDir: dir });
     expect(b.fromCache).toBe(50);
     expect(b.computeMs).toBe(0);
+    // a limit reads a prefix from the same cache (the key covers all texts)
+    const lim = await teacherLogits(ws.teacher, texts, { cacheDir: dir, limit: 20 });
+    expect([lim.count, lim.fromCache, lim.key]).toEqual([20, 20, a.key]);
     for (let i = 0; i < 50; i++) expect(Array.from(b.emissions[i].logits)).toEqual(Array.from(a.emissions[i].logits));
     const tokens = a.emissions.reduce((n, e) => n + e.tokens.length, 0);
     expect(a.cacheBytes! - tokens * 7 * 2 - 50 * 4).toBeLessThan(400); // float16 payload dominates

@@ -1,7 +1,7 @@
 /** Pure helpers of the distillation pipeline: batching, label repair at window cuts, schedules, PCA, the SVG chart. */
 import { describe, expect, it } from 'vitest';
 import { chunkText, makeBatch, planBatches, repairCut } from '../../src/distill/batches.js';
-import { lineChartSvg, niceTicks } from '../../src/distill/chart.js';
+import { lineChartSvg, logTicks, niceTicks } from '../../src/distill/chart.js';
 import { pcaProject } from '../../src/distill/init.js';
 import { decayProgress, learningRate } from '../../src/distill/train.js';
 import { LabelSet } from '../../src/ner/labels.js';
@@ -142,6 +142,7 @@ describe('SVG line chart', () => {
     expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(3, 97)).toEqual([0, 20, 40, 60, 80, 100]);
     expect(niceTicks(0.42, 0.61)).toEqual([0.4, 0.45, 0.5, 0.55, 0.6, 0.65]);
+    expect(logTicks(0.03, 6)).toEqual([0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
   });
 
   it('draws one polyline per series with its legend, escaped, deterministic', () => {
