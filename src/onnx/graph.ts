@@ -492,6 +492,71 @@ export function countParameters(graph: onnx.IGraphProto): number {
   return n;
 }
 
+/** Ops whose integer inputs (by index) are quantized weights (Gather: an int8 embedding table). */
+const QUANT_WEIGHT_INPUTS: Record<string, number[]> = {
+  DequantizeLinear: [0],
+  Gather: [0],
+  MatMulInteger: [0, 1],
+  QLinearMatMul: [0, 3],
+  ConvInteger: [0, 1],
+  QLinearConv: [0, 3],
+  DynamicQuantizeMatMul: [1],
+  MatMulNBits: [1],
+  GatherBlockQuantized: [0],
+};
+/** Float inputs that are quantization scales/zero points, not parameters. */
+const QUANT_PARAM_INPUTS: Record<string, number[]> = {
+  DequantizeLinear: [1, 2],
+  QuantizeLinear: [1, 2],
+  QLinearMatMul: [1, 2, 4, 5, 6, 7],
+  QLinearConv: [1, 2, 4, 5, 6, 7],
+  MatMulInteger: [2, 3],
+  DynamicQuantizeMatMul: [2, 3],
+  MatMulNBits: [2, 3],
+};
+
+/**
+ * Names of the initializers that are model parameters, decided by how the graph uses them, whatever
+ * the exporter named them: floating-point tensors with more than one element (except quantization
+ * scales and zero points), and integer tensors that hold quantized weights (inputs of
+ * DequantizeLinear, MatMulInteger, QLinearMatMul, ...). Shape constants, index buffers and scalars are
+ * constants, not parameters. `ranerc inspect` and every report count parameters this way, so a float
+ * model and its INT8 version report the same count.
+ */
+export function parameterInitializers(graph: onnx.IGraphProto): Set<string> {
+  const uses = new Map<string, Array<{ op: string; input: number }>>();
+  for (const n of graph.node ?? []) {
+    (n.input ?? []).forEach((t, i) => {
+      if (!t) return;
+      let l = uses.get(t);
+      if (!l) uses.set(t, (l = []));
+      l.push({ op: n.opType ?? '', input: i });
+    });
+  }
+  const usedAs = (t: string, table: Record<string, number[]>): boolean =>
+    (uses.get(t) ?? []).some((u) => (table[u.op] ?? []).includes(u.input));
+  const params = new Set<string>();
+  for (const t of graph.initializer ?? []) {
+    const name = t.name ?? '';
+    const dt = t.dataType ?? 0;
+    if (elementCount(dimsOf(t)) <= 1) continue;
+    const isParam = isFloatType(dt)
+      ? !usedAs(name, QUANT_PARAM_INPUTS) || usedAs(name, QUANT_WEIGHT_INPUTS)
+      : dt !== DataType.INT64 && dt !== DataType.UINT64 && dt !== DataType.STRING && dt !== DataType.BOOL &&
+        usedAs(name, QUANT_WEIGHT_INPUTS);
+    if (isParam) params.add(name);
+  }
+  return params;
+}
+
+/** Number of parameter elements (see `parameterInitializers`), float or quantized. */
+export function countModelParameters(graph: onnx.IGraphProto): number {
+  const names = parameterInitializers(graph);
+  let n = 0;
+  for (const t of graph.initializer ?? []) if (names.has(t.name ?? '')) n += elementCount(dimsOf(t));
+  return n;
+}
+
 /** Call `fn` on `graph` and every subgraph inside its nodes' attributes, depth first. */
 export function forEachGraph(graph: onnx.IGraphProto, fn: (g: onnx.IGraphProto, path: string) => void, path = 'graph'): void {
   fn(graph, path);

@@ -14,7 +14,8 @@ import {
   type LinearRef,
   type ScalePlacement,
 } from './attention.js';
-import { dimsOf, elementCount, elementSize, EXTERNAL, isFloatType, toNumber } from './tensor.js';
+import { parameterInitializers } from './graph.js';
+import { dimsOf, elementCount, elementSize, EXTERNAL, toNumber } from './tensor.js';
 
 function num(v: number | Long | null | undefined): number {
   return v === null || v === undefined ? 0 : toNumber(v, { clamp: true });
@@ -168,28 +169,6 @@ function valueInfo(v: onnx.IValueInfoProto): ValueInfoSummary {
   return { name: v.name ?? '', elemType: dtypeName(tt.elemType ?? 0), shape };
 }
 
-/** Ops whose integer inputs (by index) are quantized weights. */
-const QUANT_WEIGHT_INPUTS: Record<string, number[]> = {
-  DequantizeLinear: [0],
-  MatMulInteger: [0, 1],
-  QLinearMatMul: [0, 3],
-  ConvInteger: [0, 1],
-  QLinearConv: [0, 3],
-  DynamicQuantizeMatMul: [1],
-  MatMulNBits: [1],
-  GatherBlockQuantized: [0],
-};
-/** Float inputs that are quantization scales/zero points, not parameters. */
-const QUANT_PARAM_INPUTS: Record<string, number[]> = {
-  DequantizeLinear: [1, 2],
-  QuantizeLinear: [1, 2],
-  QLinearMatMul: [1, 2, 4, 5, 6, 7],
-  QLinearConv: [1, 2, 4, 5, 6, 7],
-  MatMulInteger: [2, 3],
-  DynamicQuantizeMatMul: [2, 3],
-  MatMulNBits: [2, 3],
-};
-
 const NAME_RULES: Array<[RegExp, ParamGroup]> = [
   [/layer_?norm|(^|[._/])ln(_?\d+|_f)?([._/]|$)|norm[._/](weight|bias|gamma|beta)/i, 'layernorm'],
   [/(^|[._/])crf([._/]|$)|transitions/i, 'crf'],
@@ -262,22 +241,12 @@ export function inspectModel(
   }
   const ops = [...hist.values()].sort((a, b) => b.count - a.count || a.op.localeCompare(b.op) || a.domain.localeCompare(b.domain));
 
-  // Who reads each tensor.
-  const consumers = new Map<string, Array<{ node: onnx.INodeProto; input: number }>>();
+  // Who writes each tensor.
   const producer = new Map<string, onnx.INodeProto>();
-  for (const n of nodes) {
-    (n.input ?? []).forEach((t, i) => {
-      if (!t) return;
-      let l = consumers.get(t);
-      if (!l) consumers.set(t, (l = []));
-      l.push({ node: n, input: i });
-    });
-    for (const o of n.output ?? []) if (o) producer.set(o, n);
-  }
-  const usedAs = (t: string, table: Record<string, number[]>): boolean =>
-    (consumers.get(t) ?? []).some((c) => (table[c.node.opType ?? ''] ?? []).includes(c.input));
+  for (const n of nodes) for (const o of n.output ?? []) if (o) producer.set(o, n);
 
-  // Parameters vs constants; bytes by dtype.
+  // Parameters vs constants (the rule every report uses); bytes by dtype.
+  const paramNames = parameterInitializers(graph);
   const isParam = new Map<string, boolean>();
   const byDtype = new Map<string, DtypeBytes>();
   let bytes = 0;
@@ -297,11 +266,7 @@ export function inspectModel(
     e.elements += n;
     e.bytes += b;
     byDtype.set(dn, e);
-    const param =
-      n > 1 &&
-      (isFloatType(dt)
-        ? !usedAs(name, QUANT_PARAM_INPUTS) || usedAs(name, QUANT_WEIGHT_INPUTS)
-        : dt !== 7 && dt !== 13 && dt !== 8 && dt !== 9 && usedAs(name, QUANT_WEIGHT_INPUTS));
+    const param = paramNames.has(name);
     isParam.set(name, param);
     if (!param) {
       constTensors++;

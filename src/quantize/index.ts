@@ -15,9 +15,8 @@ import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
 import type { onnx } from '../onnx/codec.js';
-import { DataType, dimsOf, elementCount, isFloatType } from '../onnx/tensor.js';
-import { SUFFIX } from './naming.js';
 import { loadModel, saveModel } from '../onnx/external.js';
+import { countModelParameters } from '../onnx/graph.js';
 import { loadModelFolder, writeModelFolder } from '../onnx/folder.js';
 import type { ModelFolder, Provenance } from '../onnx/types.js';
 import { newReport, ranercVersion } from '../report/environment.js';
@@ -61,28 +60,6 @@ const DEFAULT_BATCH = 32;
 const CALIB_MAX_BATCH_TOKENS = 2048;
 const DEFAULT_SQNR_SENTENCES = 16;
 const DEFAULT_MAX_TRIES = 5;
-
-/**
- * Parameters of a quantized graph: float initializer elements plus the elements of the integer tensors
- * that replace float parameters (`<tensor>_quantized`: int8 weights, int32 biases). Scales and zero points
- * are quantization metadata, not parameters.
- */
-export function quantizedParameterCount(graph: onnx.IGraphProto): number {
-  const names = new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
-  let n = 0;
-  for (const t of graph.initializer ?? []) {
-    const name = t.name ?? '';
-    const dt = t.dataType ?? 0;
-    const base = name.endsWith(SUFFIX.scale) ? name.slice(0, -SUFFIX.scale.length) : undefined;
-    if (isFloatType(dt)) {
-      if (base !== undefined && names.has(`${base}${SUFFIX.zeroPoint}`)) continue; // a scale, not a parameter
-      n += elementCount(dimsOf(t));
-    } else if (name.endsWith(SUFFIX.quantized) && (dt === DataType.INT8 || dt === DataType.UINT8 || dt === DataType.INT32)) {
-      n += elementCount(dimsOf(t));
-    }
-  }
-  return n;
-}
 
 /** dB value for JSON: finite numbers as they are, anything else (exact, no data) as null. */
 function db(x: number): number | null {
@@ -560,7 +537,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
   const report = newReport('quantize', settings, details, { threads: opts.threads });
   const before = await summarizeModel(folder, 'before', modelPath);
   const after = await summarizeModel(outFolder, 'after', opts.out);
-  after.parameters = quantizedParameterCount(chosen.model.graph ?? {});
+  after.parameters = countModelParameters(chosen.model.graph ?? {});
   if (beforeScores) before.f1 = beforeScores;
   if (afterScores) after.f1 = afterScores;
   if (beforeLatency) before.latency = beforeLatency;

@@ -1,5 +1,5 @@
 /** Building the `models[]` and `data` entries of a report from files on disk. */
-import { countParameters } from '../onnx/graph.js';
+import { countModelParameters } from '../onnx/graph.js';
 import { loadModel } from '../onnx/external.js';
 import { folderSize } from '../onnx/folder.js';
 import type { ModelFolder } from '../onnx/types.js';
@@ -8,7 +8,8 @@ import type { DataFileSummary, ModelRole, ModelSummary } from './schema.js';
 
 /**
  * Summarize a model folder: SHA-256 of the ONNX file, its size with external data, the folder size,
- * the float parameter count (decodes the model once) and the labels.
+ * the parameter count (float or quantized weights, as `ranerc inspect` counts them; decodes the model
+ * once) and the labels.
  * `path` is how the user named the model (kept as given in the report).
  */
 export async function summarizeModel(
@@ -30,7 +31,7 @@ export async function summarizeModel(
   if (opts.parameters ?? true) {
     const loaded = await loadModel(folder.onnxPath);
     summary.bytes = loaded.fileBytes + loaded.externalBytes;
-    summary.parameters = countParameters(loaded.model.graph ?? {});
+    summary.parameters = countModelParameters(loaded.model.graph ?? {});
   }
   return summary;
 }

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { encodeModel } from '../../src/onnx/codec.js';
 import { loadModel } from '../../src/onnx/external.js';
-import { countParameters } from '../../src/onnx/graph.js';
+import { countModelParameters, countParameters } from '../../src/onnx/graph.js';
 import { DataType, dimsOf, elementCount } from '../../src/onnx/tensor.js';
 import type { FeedBatch } from '../../src/quantize/calibrate.js';
 import { compareLogits as compare, countOps, quantize, type QuantizeOpts } from './helpers.js';
@@ -78,6 +78,8 @@ describe('tiny fixture models', () => {
         const floatAfter = countParameters(q.model.graph!);
         expect(floatAfter + int8Elements(q.model)).toBeGreaterThanOrEqual(floatBefore);
         expect(floatAfter).toBeLessThan(floatBefore * 0.1);
+        // reports count parameters by use (float or quantized weights): the INT8 model has as many as the float one
+        expect(countModelParameters(q.model.graph!)).toBe(countModelParameters(model.graph!));
         const r = await compare(encodeModel(model), encodeModel(q.model), feeds, masks);
         expect(r.sqnrDb).toBeGreaterThan(18);
         expect(r.agree).toBeGreaterThan(0.9);
