@@ -4,16 +4,12 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { unalignedEntities } from '../ner/align.js';
-import { readExamples } from '../ner/data.js';
-import { scoreSpans } from '../ner/metrics.js';
 import type { F1Scores } from '../ner/types.js';
 import { newReport } from '../report/environment.js';
-import { summarizeData, summarizeModel } from '../report/models.js';
 import { withProgress } from '../report/progress.js';
 import type { EvalDetails, Report } from '../report/schema.js';
 import { fmt, renderTable } from '../report/table.js';
-import { Predictor } from '../runtime/predict.js';
+import { evaluateFolder } from '../runtime/evaluate.js';
 import { action, intOption, type CliContext } from './context.js';
 import {
   addModelOptions,
@@ -64,96 +60,43 @@ async function runEval(ctx: CliContext, flags: EvalFlags): Promise<number> {
   }
   const mode = flags.mode;
   const folder = await openModelFolder(flags);
-  const predictor = await Predictor.open(folder, {
-    ...windowOptions(flags),
-    threads: flags.threads,
-    batchSize: flags.batch,
-    mode,
-    noCrf: flags.crf === false,
-  });
-  try {
-    const data = await readExamples(flags.data, {
-      types: predictor.labels.types,
-      unknownTypes: flags.skipUnknownTypes ? 'skip' : 'error',
-    });
-    const texts = data.examples.map((e) => e.text);
-    const t0 = performance.now();
-    const results = await withProgress('eval', texts.length, { interactive: ctx.interactive, json: flags.json }, (bar) => {
-      predictor.onProgress = (done) => bar.update(done, 'sentences');
-      return predictor.predictWithTokens(texts);
-    });
-    const predictMs = performance.now() - t0;
-    const gold = data.examples.map((e) => e.entities);
-    const scores = scoreSpans(
-      gold,
-      results.map((r) => r.entities),
-    );
-    let unaligned = 0;
-    let windowed = 0;
-    data.examples.forEach((ex, i) => {
-      unaligned += unalignedEntities(ex, results[i].tokens).length;
-      if (results[i].tokens.length > predictor.windowSize) windowed++;
-    });
-    const details: EvalDetails = {
+  const evaluation = await withProgress('eval', 0, { interactive: ctx.interactive, json: flags.json }, (bar) =>
+    evaluateFolder(folder, flags.model, flags.data, {
+      ...windowOptions(flags),
+      threads: flags.threads,
+      batchSize: flags.batch,
       mode,
-      subword: 'first',
-      decoder: predictor.decoder,
-      windowSize: predictor.windowSize,
-      overlap: predictor.overlap,
-      windowedSentences: windowed,
-      batchSize: predictor.batchSize,
-      predictMs,
-      sentencesPerSec: texts.length / Math.max(predictMs / 1000, 1e-9),
-    };
-    const report: Report<EvalDetails, 'eval'> = newReport(
-      'eval',
-      {
-        model: flags.model,
-        data: flags.data,
-        mode,
-        batch: flags.batch,
-        skipUnknownTypes: Boolean(flags.skipUnknownTypes),
-        crf: predictor.decoder === 'crf',
-        threads: flags.threads ?? 'default',
+      noCrf: flags.crf === false,
+      skipUnknownTypes: flags.skipUnknownTypes,
+      onProgress: (done, total) => {
+        bar.setTotal(total);
+        bar.update(done, 'sentences');
       },
-      details,
-      { threads: flags.threads },
-    );
-    const model = await summarizeModel(folder, 'model', flags.model);
-    model.f1 = scores;
-    model.loadMs = predictor.session.loadMs;
-    report.models.push(model);
-    report.data = {
-      files: [
-        await summarizeData(flags.data, {
-          format: data.format,
-          sentences: data.examples.length,
-          entities: gold.reduce((n, g) => n + g.length, 0),
-          skipped: data.skipped.length,
-          unalignedGold: unaligned,
-        }),
-      ],
-    };
-    if (data.skipped.length > 0) {
-      const first = data.skipped[0];
-      report.warnings.push(
-        `${data.skipped.length} gold entit${data.skipped.length === 1 ? 'y was' : 'ies were'} skipped ` +
-          `(first: ${first.file}:${first.line}: ${first.reason})`,
-      );
-    }
-    if (unaligned > 0) {
-      report.warnings.push(
-        `${unaligned} gold entit${unaligned === 1 ? 'y has' : 'ies have'} a boundary inside a token and cannot be predicted exactly`,
-      );
-    }
-    const head =
-      `${flags.model} on ${flags.data}: ${fmt.int(texts.length)} sentences, ${fmt.int(scores.micro.gold)} gold entities, ` +
-      `decoder ${predictor.decoder}, mode ${mode}\n\n`;
-    await emitReport(ctx, report, flags, head + scoresTable(scores));
-    return 0;
-  } finally {
-    await predictor.close();
-  }
+    }),
+  );
+  const { scores, details } = evaluation;
+  const report: Report<EvalDetails, 'eval'> = newReport(
+    'eval',
+    {
+      model: flags.model,
+      data: flags.data,
+      mode,
+      batch: flags.batch,
+      skipUnknownTypes: Boolean(flags.skipUnknownTypes),
+      crf: details.decoder === 'crf',
+      threads: flags.threads ?? 'default',
+    },
+    details,
+    { threads: flags.threads },
+  );
+  report.models.push(evaluation.model);
+  report.data = { files: [evaluation.data] };
+  report.warnings.push(...evaluation.warnings);
+  const head =
+    `${flags.model} on ${flags.data}: ${fmt.int(evaluation.sentences)} sentences, ${fmt.int(scores.micro.gold)} gold entities, ` +
+    `decoder ${details.decoder}, mode ${mode}\n\n`;
+  await emitReport(ctx, report, flags, head + scoresTable(scores));
+  return 0;
 }
 
 export function register(program: Command, ctx: CliContext): void {

@@ -49,14 +49,6 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 async function readText(path: string, what: string, hint: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');

@@ -17,7 +17,6 @@ import type { BackendPreference } from '../autodiff/backend.js';
 import { CURVE_FILE, finetuneModelFolder, type FinetuneOptions, type FinetuneResult } from '../autodiff/train/finetune.js';
 import { readExamples } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { scoreSpans } from '../ner/metrics.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
@@ -32,7 +31,7 @@ import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { Report } from '../report/schema.js';
 import { benchRow, latencyStats, makeBenchBatch, type BenchInputs, type LatencyStats } from '../runtime/bench.js';
-import { Predictor } from '../runtime/predict.js';
+import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256, sha256File } from '../util/fs.js';
 import { cacheKey, defaultCacheDir, readCached, writeCached } from './cache.js';
@@ -333,21 +332,6 @@ export async function compareLatency(
   }
 }
 
-/** Micro F1 of a folder on labelled examples (the eval pipeline). */
-async function f1Of(folder: ModelFolder, examples: Example[], opts: { threads?: number; windowSize: number; overlap: number }, bar: Progress): Promise<F1Scores> {
-  const p = await Predictor.open(folder, { threads: opts.threads, windowSize: opts.windowSize, overlap: opts.overlap });
-  try {
-    p.onProgress = (done) => bar.update(done, 'sentences');
-    const pred = await p.predict(examples.map((e) => e.text));
-    return scoreSpans(
-      examples.map((e) => e.entities),
-      pred,
-    );
-  } finally {
-    await p.close();
-  }
-}
-
 /** Prune a model folder (see the module comment). */
 export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult> {
   checkOptions(opts);
@@ -617,13 +601,13 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
       evalSkipped = ev.skipped.length;
       const wopts = { threads: opts.threads, windowSize, overlap };
       const bar1 = progress('eval before', evalExamples.length);
-      const fb = await f1Of(folder, evalExamples, wopts, bar1).finally(() => bar1.stop());
+      const fb = await scoreFolder(folder, evalExamples, { ...wopts, onProgress: (done) => bar1.update(done, 'sentences') }).finally(() => bar1.stop());
       const bar2 = progress('eval pruned', evalExamples.length);
-      const fa = await f1Of(prunedFolder, evalExamples, wopts, bar2).finally(() => bar2.stop());
+      const fa = await scoreFolder(prunedFolder, evalExamples, { ...wopts, onProgress: (done) => bar2.update(done, 'sentences') }).finally(() => bar2.stop());
       f1 = { before: fb, pruned: fa };
       if (ft) {
         const bar3 = progress('eval fine-tuned', evalExamples.length);
-        f1.finetuned = await f1Of(finalFolder, evalExamples, wopts, bar3).finally(() => bar3.stop());
+        f1.finetuned = await scoreFolder(finalFolder, evalExamples, { ...wopts, onProgress: (done) => bar3.update(done, 'sentences') }).finally(() => bar3.stop());
       }
       log(
         `F1 ${(fb.micro.f1 * 100).toFixed(2)} → ${(fa.micro.f1 * 100).toFixed(2)}` +

@@ -10,7 +10,6 @@ import { extname, join, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import { readExamples, readTextLines } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { scoreSpans } from '../ner/metrics.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
@@ -24,7 +23,7 @@ import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { DataFileSummary } from '../report/schema.js';
 import { benchRow, latencyStats, makeBenchBatch, measureLatency, peakRssBytes, type BenchInputs, type BenchRow } from '../runtime/bench.js';
-import { Predictor } from '../runtime/predict.js';
+import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
 import { collectRanges, DEFAULT_BINS, DEFAULT_QUANTIZED_BINS, FULL_OUTPUT_BATCH_TOKENS, measureSqnr, planBatches, type TokenBatch } from './calibrate.js';
@@ -111,24 +110,15 @@ function validate(opts: QuantizeOptions): { mode: QuantMode; format: QuantFormat
   return { mode, format };
 }
 
-interface Scored {
-  scores: F1Scores;
-}
-
-async function evaluate(folder: ModelFolder, onnxPath: string, examples: Example[], opts: QuantizeOptions, windowSize: number, overlap: number, bar: Progress): Promise<Scored> {
-  const predictor = await Predictor.open({ ...folder, onnxPath, externalDataFiles: undefined }, {
+/** F1 of `folder`'s tokenizer and labels with the ONNX file `onnxPath`, as `ranerc eval` scores it. */
+function scoreOnnx(folder: ModelFolder, onnxPath: string, examples: Example[], opts: QuantizeOptions, windowSize: number, overlap: number, bar: Progress): Promise<F1Scores> {
+  return scoreFolder({ ...folder, onnxPath, externalDataFiles: undefined }, examples, {
     threads: opts.threads,
     batchSize: opts.batchSize ?? DEFAULT_BATCH,
     windowSize,
     overlap,
+    onProgress: (done) => bar.update(done, 'sentences'),
   });
-  try {
-    predictor.onProgress = (done) => bar.update(done, 'sentences');
-    const pred = await predictor.predict(examples.map((e) => e.text));
-    return { scores: scoreSpans(examples.map((e) => e.entities), pred) };
-  } finally {
-    await predictor.close();
-  }
 }
 
 /** Time two sessions on the same batches in alternating rounds; rows of each. */
@@ -359,14 +349,14 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     const tmp = await mkdtemp(join(tmpdir(), 'ranerc-quantize-'));
     try {
       const n = data.examples.length;
-      beforeScores = (await withBar('eval float', n, (bar) => evaluate(folder, folder.onnxPath, data.examples, opts, windowSize, overlap, bar))).scores;
+      beforeScores = await withBar('eval float', n, (bar) => scoreOnnx(folder, folder.onnxPath, data.examples, opts, windowSize, overlap, bar));
       const evalCandidate = async (m: onnx.IModelProto, k: number): Promise<{ scores: F1Scores; bytes: number }> => {
         const path = join(tmp, `try-${k}.onnx`);
         const saved = await saveModel(m, path, { externalData: 'auto' });
-        const s = await withBar(`eval int8 #${k}`, n, (bar) => evaluate(folder, path, data.examples, opts, windowSize, overlap, bar));
+        const s = await withBar(`eval int8 #${k}`, n, (bar) => scoreOnnx(folder, path, data.examples, opts, windowSize, overlap, bar));
         await rm(path, { force: true });
         await rm(`${path}.data`, { force: true });
-        return { scores: s.scores, bytes: saved.fileBytes + saved.externalBytes };
+        return { scores: s, bytes: saved.fileBytes + saved.externalBytes };
       };
       const first = await evalCandidate(full.model, 0);
       afterScores = first.scores;

@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { InputError, UsageError } from '../../errors.js';
 import { readExamples, type ReadExamplesResult } from '../../ner/data.js';
 import { LabelSet } from '../../ner/labels.js';
-import { scoreSpans } from '../../ner/metrics.js';
 import { WordPieceTokenizer } from '../../ner/tokenizer.js';
 import type { Example, F1Scores } from '../../ner/types.js';
 import { defaultOverlap } from '../../ner/windows.js';
@@ -34,7 +33,7 @@ import { newReport, ranercVersion } from '../../report/environment.js';
 import { summarizeData, summarizeModel } from '../../report/models.js';
 import type { Report } from '../../report/schema.js';
 import { mulberry32 } from '../../runtime/bench.js';
-import { Predictor } from '../../runtime/predict.js';
+import { scoreFolder } from '../../runtime/evaluate.js';
 import { sha256File } from '../../util/fs.js';
 import type { BackendPreference } from '../backend.js';
 import { OnnxExecutor } from '../executor.js';
@@ -224,24 +223,6 @@ async function readData(path: string, labels: LabelSet, skip: boolean, what: str
     });
   }
   return data;
-}
-
-/** Dev F1 of a folder through the `ranerc eval` pipeline (onnxruntime). */
-async function scoreFolder(
-  folder: ModelFolder,
-  examples: readonly Example[],
-  opts: { windowSize: number; overlap: number; threads?: number },
-): Promise<F1Scores> {
-  const predictor = await Predictor.open(folder, { windowSize: opts.windowSize, overlap: opts.overlap, threads: opts.threads });
-  try {
-    const pred = await predictor.predict(examples.map((e) => e.text));
-    return scoreSpans(
-      examples.map((e) => e.entities),
-      pred,
-    );
-  } finally {
-    await predictor.close();
-  }
 }
 
 function sameCounts(a: F1Scores, b: F1Scores): boolean {
