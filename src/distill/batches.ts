@@ -2,7 +2,11 @@
  * Training data for the student: token chunks with their teacher logits and hard labels, and
  * length-bucketed, seeded batches of them.
  */
+import { tokenTagIds } from '../ner/align.js';
 import type { LabelSet } from '../ner/labels.js';
+import type { CrfParams, Example } from '../ner/types.js';
+import { argmaxDecode, viterbiDecode } from '../ner/viterbi.js';
+import type { TextEmissions } from '../runtime/predict.js';
 import type { LossBatch } from './loss.js';
 import type { StudentInput } from './students.js';
 
@@ -148,4 +152,39 @@ export function makeBatch(items: readonly TransferItem[], special: SpecialIds, L
     if (tags) tags.set(it.tags!, o + 1);
   });
   return { input: { rows: B, seq: S, ids, mask }, targets: { rows: B, seq: S, lens, teacher, tags } };
+}
+
+/**
+ * Training items of the transfer texts: each text's tokens with the teacher's logits, hard labels =
+ * gold tags in the teacher's scheme (labelled texts, `tokenTagIds`) or the teacher's decoded path
+ * (unlabelled text: CRF Viterbi when the teacher has a CRF, else argmax), cut into windows of `windowSize`.
+ * `goldItems` are the items of labelled texts only (the hard-label-only baseline trains on them).
+ */
+export function transferItems(
+  texts: ReadonlyArray<{ example: Example; gold: boolean }>,
+  emissions: readonly TextEmissions[],
+  labels: LabelSet,
+  teacherCrf: CrfParams | undefined,
+  windowSize: number,
+): { items: TransferItem[]; goldItems: TransferItem[]; tokens: number } {
+  const L = labels.size;
+  const items: TransferItem[] = [];
+  const goldItems: TransferItem[] = [];
+  let tokens = 0;
+  texts.forEach(({ example, gold }, i) => {
+    const em = emissions[i];
+    const n = em.tokens.length;
+    if (n === 0) return;
+    let tags: number[];
+    if (gold) tags = tokenTagIds(example, em.tokens, labels);
+    else {
+      const rows = Array.from({ length: n }, (_, t) => em.logits.subarray(t * L, (t + 1) * L));
+      tags = teacherCrf ? viterbiDecode(rows, teacherCrf) : argmaxDecode(rows);
+    }
+    const chunks = chunkText(i, em.tokens.map((t) => t.id), windowSize, L, labels, em.logits, tags);
+    items.push(...chunks);
+    if (gold) goldItems.push(...chunks);
+    tokens += n;
+  });
+  return { items, goldItems, tokens };
 }

@@ -18,14 +18,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend, type BackendInfo, type BackendPreference } from '../autodiff/backend.js';
 import { InputError, UsageError } from '../errors.js';
-import { tokenTagIds } from '../ner/align.js';
 import { readExamples, readTextLines } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import { defaultOverlap } from '../ner/windows.js';
 import { scoreSpans } from '../ner/metrics.js';
 import type { Example, F1Scores } from '../ner/types.js';
-import { argmaxDecode, viterbiDecode } from '../ner/viterbi.js';
 import { encodeModel } from '../onnx/codec.js';
 import { loadModel } from '../onnx/external.js';
 import { loadModelFolder, writeModelFolder } from '../onnx/folder.js';
@@ -37,7 +35,7 @@ import { benchRow, latencyStats, makeBenchBatch, measureLatency, mulberry32, typ
 import { Predictor } from '../runtime/predict.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
-import { chunkText, shuffle, type TransferItem } from './batches.js';
+import { shuffle, transferItems, type TransferItem } from './batches.js';
 import { lineChartSvg, type Panel } from './chart.js';
 import type { KdLossName, TemperatureScheduleName } from './loss.js';
 import { findTokenEmbeddings, pcaProject } from './init.js';
@@ -310,26 +308,13 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   const teacherMs = performance.now() - tStart;
 
   // 2. training items
-  const items: TransferItem[] = [];
-  const goldItems: TransferItem[] = [];
-  let tokens = 0;
-  for (let i = 0; i < tl.count; i++) {
-    const { ex, gold } = transfer[i];
-    const em = tl.emissions[i];
-    const n = em.tokens.length;
-    if (n === 0) continue;
-    const ids = em.tokens.map((t) => t.id);
-    let tags: number[];
-    if (gold) tags = tokenTagIds(ex, em.tokens, labels);
-    else {
-      const rows = Array.from({ length: n }, (_, t) => em.logits.subarray(t * L, (t + 1) * L));
-      tags = teacher.crf ? viterbiDecode(rows, teacher.crf) : argmaxDecode(rows);
-    }
-    const chunks = chunkText(i, ids, windowSize, L, labels, em.logits, tags);
-    items.push(...chunks);
-    if (gold) goldItems.push(...chunks);
-    tokens += n;
-  }
+  const { items, goldItems, tokens } = transferItems(
+    transfer.slice(0, tl.count).map((t) => ({ example: t.ex, gold: t.gold })),
+    tl.emissions,
+    labels,
+    teacher.crf,
+    windowSize,
+  );
 
   // 3. student(s)
   const tok = await WordPieceTokenizer.fromFiles(teacher.vocabPath, teacher.tokenizerConfig);

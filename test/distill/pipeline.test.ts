@@ -144,6 +144,19 @@ describe('ranerc distill (CLI)', () => {
     expect(existsSync(join(out, 'model.onnx'))).toBe(true);
   });
 
+  it('--unlabeled adds text lines to the transfer set', async () => {
+    const raw = join(tmp, 'raw.txt');
+    await writeFile(raw, '新华社北京电\n\n中国人民银行今天宣布降息。\n');
+    const rep = join(tmp, 'cli-report-unl');
+    const r = await cli(
+      'distill', '--teacher', TEACHER, '--train', trainFile, '--dev', devFile, '--unlabeled', raw, '--out', join(tmp, 'cli-unl'),
+      '--max-steps', '2', '--hidden', '8', '--embedding-dim', '8', '--no-cache', '--bench-seconds', '0.1', '--report-dir', rep, '--json',
+    );
+    expect(r.code).toBe(0);
+    const d = (JSON.parse(r.out) as { details: { transfer: { unlabelledTexts: number; labelledTexts: number; usedTexts: number } } }).details.transfer;
+    expect(d).toMatchObject({ unlabelledTexts: 2, labelledTexts: 240, usedTexts: 242 });
+  });
+
   it('bad flags and files exit 2 with a hint, writing nothing', async () => {
     const out = join(tmp, 'never');
     const bad = await cli('distill', '--teacher', TEACHER, '--train', trainFile, '--dev', devFile, '--out', out, '--alpha', '1.5');

@@ -1,7 +1,11 @@
 /** Teacher logits: the disk cache (float16/float32), deadlines and continuation. */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { transferItems } from '../../src/distill/batches.js';
 import { teacherLogits } from '../../src/distill/teacher.js';
+import { tokenTagIds } from '../../src/ner/align.js';
+import { LabelSet } from '../../src/ner/labels.js';
+import { viterbiDecode } from '../../src/ner/viterbi.js';
 import { readExamples } from '../../src/ner/data.js';
 import { Predictor } from '../../src/runtime/predict.js';
 import { workspace, type Workspace } from './helpers.js';
@@ -58,3 +62,32 @@ describe('teacher logits', () => {
   });
 });
 
+
+describe('transfer items', () => {
+  it('hard labels: gold tags for labelled texts, the teacher\'s Viterbi path for unlabelled text; windows of the teacher\'s size', async () => {
+    const labels = new LabelSet(ws.teacher.labels);
+    const ex = (await readExamples(ws.trainFile, { types: labels.types })).examples.slice(0, 30);
+    const tl = await teacherLogits(ws.teacher, ex.map((e) => e.text), { cacheDir: null });
+    const texts = ex.map((example, i) => ({ example: { ...example, entities: i % 2 ? [] : example.entities }, gold: i % 2 === 0 }));
+    const size = 20;
+    const { items, goldItems, tokens } = transferItems(texts, tl.emissions, labels, ws.teacher.crf, size);
+    expect(tokens).toBe(tl.emissions.reduce((n, e) => n + e.tokens.length, 0));
+    expect(goldItems.every((it) => it.text % 2 === 0)).toBe(true);
+    expect(items.every((it) => it.ids.length <= size)).toBe(true);
+    for (let i = 0; i < 30; i++) {
+      const em = tl.emissions[i];
+      const own = items.filter((it) => it.text === i);
+      expect(own.flatMap((it) => Array.from(it.ids))).toEqual(em.tokens.map((t) => t.id));
+      expect(own.flatMap((it) => Array.from(it.teacher!))).toEqual(Array.from(em.logits));
+      const tags = own.flatMap((it) => Array.from(it.tags!));
+      if (i % 2 === 1) {
+        const rows = em.tokens.map((_, t) => em.logits.subarray(t * 7, (t + 1) * 7));
+        const path = viterbiDecode(rows, ws.teacher.crf!);
+        // equal except where a window cut repaired an I- into a B-
+        tags.forEach((t, k) => expect(t === path[k] || labels.labels[path[k]].replace('I-', 'B-') === labels.labels[t]).toBe(true));
+      } else if (em.tokens.length <= size) {
+        expect(tags).toEqual(tokenTagIds(texts[i].example, em.tokens, labels));
+      }
+    }
+  });
+});
