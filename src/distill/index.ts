@@ -22,7 +22,6 @@ import { readExamples, readTextLines } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import { defaultOverlap } from '../ner/windows.js';
-import { scoreSpans } from '../ner/metrics.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { encodeModel } from '../onnx/codec.js';
 import { loadModel } from '../onnx/external.js';
@@ -32,7 +31,7 @@ import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { ModelSummary, Report } from '../report/schema.js';
 import { benchRow, latencyStats, makeBenchBatch, measureLatency, mulberry32, type BenchRow } from '../runtime/bench.js';
-import { Predictor } from '../runtime/predict.js';
+import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
 import { shuffle, transferItems, type TransferItem } from './batches.js';
@@ -187,20 +186,6 @@ async function studentFolder(teacher: ModelFolder, student: Student, dir: string
   if (crf) folder.crf = crf;
   else delete folder.crf;
   return folder;
-}
-
-/** Entity F1 of a model folder on labelled examples, with the `eval` pipeline. */
-async function scoreFolder(folder: ModelFolder, examples: Example[], opts: { threads?: number; windowSize: number; overlap: number }): Promise<F1Scores> {
-  const p = await Predictor.open(folder, { threads: opts.threads, windowSize: opts.windowSize, overlap: opts.overlap });
-  try {
-    const pred = await p.predict(examples.map((e) => e.text));
-    return scoreSpans(
-      examples.map((e) => e.entities),
-      pred,
-    );
-  } finally {
-    await p.close();
-  }
 }
 
 /** F1 of an in-memory student (exported to a temporary folder and run in onnxruntime). */
