@@ -30,7 +30,7 @@ import type { ModelFolder, Provenance } from '../onnx/types.js';
 import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { ModelSummary, Report } from '../report/schema.js';
-import { benchRow, latencyStats, makeBenchBatch, measureLatency, mulberry32, type BenchRow } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, mulberry32, type BenchRow } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
@@ -198,7 +198,7 @@ async function scoreStudent(teacher: ModelFolder, student: Student, examples: Ex
   }
 }
 
-/** Interleaved latency of two models at batch 1 (same threads, same inputs), in rounds. */
+/** Latency of two models at batch 1 (same threads, same inputs), interleaved in blocks (`measureInterleaved`). */
 async function benchPair(
   paths: [string, string],
   inputs: Parameters<typeof makeBenchBatch>[0],
@@ -207,15 +207,11 @@ async function benchPair(
   const sessions = await Promise.all(paths.map((p) => NerSession.open(p, { threads: opts.threads })));
   try {
     const feed = makeBenchBatch(inputs, opts.seqLen, 1);
-    const samples: number[][] = [[], []];
-    const rounds = 4;
-    for (let r = 0; r < rounds; r++) {
-      for (let m = 0; m < 2; m++) {
-        const s = await measureLatency(() => sessions[m].runFlat(feed), { warmup: r === 0 ? 10 : 3, iterations: 5, minSeconds: opts.seconds / rounds });
-        samples[m].push(...s.samplesMs);
-      }
-    }
-    return [benchRow(opts.seqLen, 1, latencyStats(samples[0])), benchRow(opts.seqLen, 1, latencyStats(samples[1]))];
+    const [a, b] = await measureInterleaved(
+      sessions.map((s) => () => s.runFlat(feed)),
+      { rounds: 4, warmup: 10, iterations: 20, seconds: opts.seconds },
+    );
+    return [benchRow(opts.seqLen, 1, a), benchRow(opts.seqLen, 1, b)];
   } finally {
     await Promise.all(sessions.map((s) => s.close()));
   }

@@ -30,7 +30,7 @@ import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { Report } from '../report/schema.js';
-import { benchRow, latencyStats, makeBenchBatch, type BenchInputs, type LatencyStats } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, type BenchInputs, type LatencyStats } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256, sha256File } from '../util/fs.js';
@@ -53,10 +53,12 @@ export interface PruneBenchOptions {
   batch?: number;
   /** Untimed runs per model first (default 5). */
   warmup?: number;
-  /** Keep alternating timed runs until both models together ran this long (default 6 s). */
+  /** Timed seconds of both models together (default 6 s), in `rounds` interleaved blocks each. */
   seconds?: number;
   /** And at least this many timed runs per model (default 20). */
   iterations?: number;
+  /** Blocks per model (default 6; see `measureInterleaved`). */
+  rounds?: number;
 }
 
 /** What `finetune` takes for recovery (model, out, backend, threads and windows come from the prune options). */
@@ -287,50 +289,38 @@ export interface LatencyComparison {
 }
 
 /**
- * Time two models on the same input in one process, alternating one call of each (so both see the
- * same machine load), after `warmup` untimed calls each.
+ * Time two models on the same input in one process, in interleaved blocks (`measureInterleaved`: both
+ * see the same machine load, and neither is timed while the other's threads still spin).
  */
 export async function compareLatency(
   beforePath: string,
   afterPath: string,
   inputs: BenchInputs,
-  opts: PruneBenchOptions & { threads?: number; onProgress?: (done: number) => void } = {},
+  opts: PruneBenchOptions & { threads?: number; onProgress?: (roundsDone: number) => void } = {},
 ): Promise<LatencyComparison> {
   const seqLen = opts.seqLen ?? 128;
   const batch = opts.batch ?? 1;
-  const minIter = opts.iterations ?? 20;
-  const minMs = (opts.seconds ?? 6) * 1000;
   const a = await NerSession.open(beforePath, { threads: opts.threads });
   const b = await NerSession.open(afterPath, { threads: opts.threads });
   try {
     const feed = makeBenchBatch(inputs, seqLen, batch);
-    for (let i = 0; i < (opts.warmup ?? 5); i++) {
-      await a.runFlat(feed);
-      await b.runFlat(feed);
-    }
     const loadAvgStart = loadavg();
-    const sa: number[] = [];
-    const sb: number[] = [];
-    let total = 0;
-    while (sa.length < minIter || total < minMs) {
-      let t0 = performance.now();
-      await a.runFlat(feed);
-      const da = performance.now() - t0;
-      t0 = performance.now();
-      await b.runFlat(feed);
-      const db = performance.now() - t0;
-      sa.push(da);
-      sb.push(db);
-      total += da + db;
-      opts.onProgress?.(sa.length);
-      if (sa.length >= 100_000) break;
-    }
-    return { before: latencyStats(sa), after: latencyStats(sb), loadAvgStart, loadAvgEnd: loadavg() };
+    const [before, after] = await measureInterleaved([() => a.runFlat(feed), () => b.runFlat(feed)], {
+      rounds: opts.rounds ?? PRUNE_BENCH_ROUNDS,
+      warmup: opts.warmup ?? 5,
+      iterations: opts.iterations ?? 20,
+      seconds: (opts.seconds ?? 6) / 2,
+      onRound: opts.onProgress,
+    });
+    return { before, after, loadAvgStart, loadAvgEnd: loadavg() };
   } finally {
     await a.close();
     await b.close();
   }
 }
+
+/** Default blocks per model of the before/after latency comparison. */
+export const PRUNE_BENCH_ROUNDS = 6;
 
 /** Prune a model folder (see the module comment). */
 export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult> {
@@ -632,14 +622,15 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
         seed: 1,
       };
       const [fb, ft] = fixedDims(original);
-      const bar = progress('latency', benchOpts.iterations ?? 20);
+      const rounds = benchOpts.rounds ?? PRUNE_BENCH_ROUNDS;
+      const bar = progress('latency', rounds);
       try {
         cmp = await compareLatency(folder.onnxPath, finalFolder.onnxPath, inputs, {
           ...benchOpts,
           seqLen: ft ?? seqLen,
           batch: fb ?? benchOpts.batch ?? 1,
           threads: opts.threads,
-          onProgress: (n) => bar.update(Math.min(n, benchOpts.iterations ?? 20), 'runs'),
+          onProgress: (n) => bar.update(n, 'rounds'),
         });
       } finally {
         bar.stop();

@@ -22,7 +22,7 @@ import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { DataFileSummary } from '../report/schema.js';
-import { benchRow, latencyStats, makeBenchBatch, measureLatency, peakRssBytes, type BenchInputs, type BenchRow } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, type BenchInputs, type BenchRow } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
@@ -121,7 +121,7 @@ function scoreOnnx(folder: ModelFolder, onnxPath: string, examples: Example[], o
   });
 }
 
-/** Time two sessions on the same batches in alternating rounds; rows of each. */
+/** Time two sessions on the same batches in interleaved blocks (`measureInterleaved`); rows of each. */
 async function benchPair(
   a: NerSession,
   b: NerSession,
@@ -138,19 +138,16 @@ async function benchPair(
   for (const seq of seqLens) {
     for (const batch of batchSizes) {
       const feed = makeBenchBatch(inputs, seq, batch);
-      const sa: number[] = [];
-      const sb: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        await a.runFlat(feed);
-        await b.runFlat(feed);
-      }
-      for (let r = 0; r < rounds; r++) {
-        sa.push(...(await measureLatency(() => a.runFlat(feed), { warmup: 1, iterations: 3, minSeconds: seconds / rounds })).samplesMs);
-        sb.push(...(await measureLatency(() => b.runFlat(feed), { warmup: 1, iterations: 3, minSeconds: seconds / rounds })).samplesMs);
-        bar.update(point * rounds + r + 1, `seq ${seq} × batch ${batch}`);
-      }
-      ra.push(benchRow(seq, batch, latencyStats(sa)));
-      rb.push(benchRow(seq, batch, latencyStats(sb)));
+      const done = point * rounds;
+      const [sa, sb] = await measureInterleaved([() => a.runFlat(feed), () => b.runFlat(feed)], {
+        rounds,
+        warmup: 3,
+        iterations: 3 * rounds,
+        seconds,
+        onRound: (r) => bar.update(done + r, `seq ${seq} × batch ${batch}`),
+      });
+      ra.push(benchRow(seq, batch, sa));
+      rb.push(benchRow(seq, batch, sb));
       point++;
     }
   }

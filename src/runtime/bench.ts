@@ -61,6 +61,8 @@ export function latencyStats(samplesMs: readonly number[]): LatencyStats {
 export interface MeasureOptions {
   /** Untimed calls before measuring. */
   warmup: number;
+  /** Keep making untimed calls until this many seconds have passed as well (default 0). */
+  warmupSeconds?: number;
   /** Timed calls (at least this many). */
   iterations?: number;
   /** Keep timing until this many seconds of timed calls have passed (and `iterations` are done). */
@@ -72,8 +74,9 @@ export interface MeasureOptions {
 }
 
 /**
- * Time `run`: `warmup` untimed calls, then timed calls until both `iterations` calls (default 20 when
- * neither bound is given, else 1) and `minSeconds` seconds are reached.
+ * Time `run`: `warmup` untimed calls (and more until `warmupSeconds` have passed), then timed calls until
+ * both `iterations` calls (default 20 when neither bound is given, else 1) and `minSeconds` seconds are
+ * reached.
  */
 export async function measureLatency(run: () => Promise<unknown>, opts: MeasureOptions): Promise<LatencyStats> {
   const now = opts.now ?? (() => performance.now());
@@ -82,7 +85,9 @@ export async function measureLatency(run: () => Promise<unknown>, opts: MeasureO
   const maxIter = Math.max(minIter, opts.maxIterations ?? 100_000);
   if (!Number.isInteger(opts.warmup) || opts.warmup < 0) throw new RangeError(`warmup must be an integer >= 0`);
   if (!Number.isInteger(minIter) || minIter < 1) throw new RangeError(`iterations must be an integer >= 1`);
-  for (let i = 0; i < opts.warmup; i++) await run();
+  const warmupMs = (opts.warmupSeconds ?? 0) * 1000;
+  const w0 = now();
+  for (let i = 0; i < opts.warmup || now() - w0 < warmupMs; i++) await run();
   const samples: number[] = [];
   let total = 0;
   while (samples.length < maxIter && (samples.length < minIter || total < minMs)) {
@@ -93,6 +98,55 @@ export async function measureLatency(run: () => Promise<unknown>, opts: MeasureO
     total += dt;
   }
   return latencyStats(samples);
+}
+
+/**
+ * Untimed time at the start of every block of an interleaved comparison. After a switch from one
+ * onnxruntime session to another, the new one's first runs are slow while the previous session's
+ * intra-op threads still spin for work (measured here, 2 cores, 2 threads each: runs 2–10 after a switch
+ * took up to 2.8× the fixture teacher's steady p50, and timing the two models call by call made a
+ * 2× speed-up look like none). Blocks with this warm-up give the steady-state latency of each model.
+ */
+export const SWITCH_WARMUP_SECONDS = 0.1;
+
+export interface InterleaveOptions {
+  /** Blocks per model: the models take turns `rounds` times, so drifts in machine load touch all alike. */
+  rounds: number;
+  /** Untimed calls of each model before its first block (with several models, every block also warms
+   * up for `SWITCH_WARMUP_SECONDS` and at least 3 calls). */
+  warmup: number;
+  /** Timed calls per model in total, at least (split over the rounds). */
+  iterations?: number;
+  /** Timed seconds per model in total, at least (split over the rounds). */
+  seconds?: number;
+  /** Called after each round with the number of rounds done. */
+  onRound?: (done: number) => void;
+  /** Clock in milliseconds (default `performance.now`); injectable for tests. */
+  now?: () => number;
+}
+
+/**
+ * Time several models on the same machine in one session: `rounds` rounds, each a block of timed calls
+ * per model (after a switch warm-up). Returns each model's statistics over all its blocks.
+ */
+export async function measureInterleaved(runs: readonly (() => Promise<unknown>)[], opts: InterleaveOptions): Promise<LatencyStats[]> {
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new RangeError('rounds must be an integer >= 1');
+  const samples: number[][] = runs.map(() => []);
+  for (let r = 0; r < opts.rounds; r++) {
+    for (const [m, run] of runs.entries()) {
+      const switching = runs.length > 1;
+      const st = await measureLatency(run, {
+        warmup: r === 0 ? Math.max(switching ? 3 : 0, opts.warmup) : switching ? 3 : 0,
+        warmupSeconds: switching ? SWITCH_WARMUP_SECONDS : 0,
+        iterations: Math.max(1, Math.ceil((opts.iterations ?? 1) / opts.rounds)),
+        minSeconds: (opts.seconds ?? 0) / opts.rounds,
+        now: opts.now,
+      });
+      samples[m].push(...st.samplesMs);
+    }
+    opts.onRound?.(r + 1);
+  }
+  return samples.map((s) => latencyStats(s));
 }
 
 /** One grid point of `benchModel`. */

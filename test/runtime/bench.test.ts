@@ -7,6 +7,7 @@ import {
   benchRow,
   latencyStats,
   makeBenchBatch,
+  measureInterleaved,
   measureLatency,
   percentileSorted,
   peakRssBytes,
@@ -104,6 +105,60 @@ describe('measureLatency', () => {
       { warmup: 0, minSeconds: 10, maxIterations: 7, now: () => t },
     );
     expect(capped.iterations).toBe(7);
+  });
+
+  it('with warmupSeconds keeps warming up until that much time has passed', async () => {
+    let t = 0;
+    let calls = 0;
+    const stats = await measureLatency(
+      async () => {
+        calls++;
+        t += 30;
+      },
+      { warmup: 1, warmupSeconds: 0.1, iterations: 2, now: () => t },
+    );
+    // 30 ms per call: 4 untimed calls reach 120 ms >= 100 ms, then 2 timed
+    expect(calls).toBe(6);
+    expect(stats.iterations).toBe(2);
+  });
+});
+
+describe('measureInterleaved', () => {
+  it('times the models in blocks, each after a switch warm-up, and keeps their samples apart', async () => {
+    let t = 0;
+    const log: string[] = [];
+    // A switch penalty like onnxruntime's spinning threads: the first 2 calls after a switch take 50 ms.
+    let last = -1;
+    let sinceSwitch = 0;
+    const model = (m: number, ms: number) => async () => {
+      if (last !== m) {
+        last = m;
+        sinceSwitch = 0;
+      }
+      sinceSwitch++;
+      t += sinceSwitch <= 2 ? 50 : ms;
+      log.push(String(m));
+    };
+    const rounds: number[] = [];
+    const [a, b] = await measureInterleaved([model(0, 4), model(1, 2)], {
+      rounds: 3,
+      warmup: 0,
+      iterations: 6,
+      now: () => t,
+      onRound: (r) => rounds.push(r),
+    });
+    expect(rounds).toEqual([1, 2, 3]);
+    // every timed sample is steady-state: the switch penalty stayed in the warm-ups
+    expect(a.samplesMs).toEqual([4, 4, 4, 4, 4, 4]);
+    expect(b.samplesMs).toEqual([2, 2, 2, 2, 2, 2]);
+    // blocks alternate: model 0's calls of round 1 all come before model 1's
+    const firstSwitch = log.indexOf('1');
+    expect(log.slice(0, firstSwitch).every((m) => m === '0')).toBe(true);
+    expect(log.lastIndexOf('0')).toBeGreaterThan(firstSwitch);
+  });
+
+  it('rejects a round count below 1', async () => {
+    await expect(measureInterleaved([async () => {}], { rounds: 0, warmup: 0 })).rejects.toThrow(RangeError);
   });
 });
 

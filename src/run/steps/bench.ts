@@ -12,7 +12,7 @@ import { loadModelFolder } from '../../onnx/folder.js';
 import { newReport } from '../../report/environment.js';
 import { summarizeModel } from '../../report/models.js';
 import type { BenchDetails, Report } from '../../report/schema.js';
-import { benchRow, latencyStats, makeBenchBatch, measureLatency, peakRssBytes, type BenchInputs, type BenchRow } from '../../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, type BenchInputs, type BenchRow } from '../../runtime/bench.js';
 import { NerSession } from '../../runtime/session.js';
 import { setting, type StepContext, type StepDefinition, type StepOutcome, type StepSettings } from './types.js';
 
@@ -87,19 +87,17 @@ async function runBenchGroup(items: ReadonlyArray<{ ctx: StepContext; settings: 
     try {
       for (const [p, [seq, batch]] of points.entries()) {
         const feeds = opened.map((o) => makeBenchBatch(o.inputs, seq, batch));
-        const samples: number[][] = opened.map(() => []);
-        for (let r = 0; r < rounds; r++) {
-          bar.update(p * rounds + r, `seq ${seq} × batch ${batch}, round ${r + 1}/${rounds}`);
-          for (const [m, o] of opened.entries()) {
-            const st = await measureLatency(() => o.session.runFlat(feeds[m]), {
-              warmup: r === 0 ? warmup : Math.min(1, warmup),
-              iterations: Math.ceil(iterations / rounds),
-              minSeconds: seconds / rounds,
-            });
-            samples[m].push(...st.samplesMs);
-          }
-        }
-        opened.forEach((_, m) => rows[m].push(benchRow(seq, batch, latencyStats(samples[m]))));
+        const stats = await measureInterleaved(
+          opened.map((o, m) => () => o.session.runFlat(feeds[m])),
+          {
+            rounds,
+            warmup,
+            iterations,
+            seconds,
+            onRound: (r) => bar.update(p * rounds + r, `seq ${seq} × batch ${batch}, round ${Math.min(r + 1, rounds)}/${rounds}`),
+          },
+        );
+        opened.forEach((_, m) => rows[m].push(benchRow(seq, batch, stats[m])));
       }
     } finally {
       bar.stop();
