@@ -177,19 +177,25 @@ describe.skipIf(!PRESENT)('ONNX backend node tests', () => {
           const feeds = feedsOf(c);
           const x = feeds[c.model.graph!.input![0].name!].dataSync();
           const ratio = c.model.graph!.input!.length > 1 ? feeds[c.model.graph!.input![1].name!].dataSync()[0] : 0.5;
-          const outs = ex.run(feeds);
           const names = c.model.graph!.output!.map((o) => o.name!);
-          const y = outs[names[0]].dataSync();
-          const mask = names[1] ? outs[names[1]].dataSync() : undefined;
+          // The mask is random (no seed): pool 20 runs so the rate test is tight yet cannot flake —
+          // 6 binomial standard deviations of the pooled rate (60 elements × 20 runs: ±0.09 at ratio 0.5).
+          const runs = 20;
           let dropped = 0;
-          for (let i = 0; i < x.length; i++) {
-            const kept = y[i] !== 0 || x[i] === 0;
-            if (!kept) dropped++;
-            else expect(Math.abs(y[i] - x[i] / (1 - ratio))).toBeLessThan(1e-5 * (1 + Math.abs(x[i])));
-            if (mask && x[i] !== 0) expect(mask[i] !== 0).toBe(kept);
+          for (let r = 0; r < runs; r++) {
+            const outs = ex.run(feeds);
+            const y = outs[names[0]].dataSync();
+            const mask = names[1] ? outs[names[1]].dataSync() : undefined;
+            for (let i = 0; i < x.length; i++) {
+              const kept = y[i] !== 0 || x[i] === 0;
+              if (!kept) dropped++;
+              else expect(Math.abs(y[i] - x[i] / (1 - ratio))).toBeLessThan(1e-5 * (1 + Math.abs(x[i])));
+              if (mask && x[i] !== 0) expect(mask[i] !== 0).toBe(kept);
+            }
+            Object.values(outs).forEach((t) => t.dispose());
           }
-          expect(Math.abs(dropped / x.length - ratio)).toBeLessThan(0.2);
-          Object.values(outs).forEach((t) => t.dispose());
+          const n = x.length * runs;
+          expect(Math.abs(dropped / n - ratio)).toBeLessThan(6 * Math.sqrt((ratio * (1 - ratio)) / n));
           Object.values(feeds).forEach((t) => t.dispose());
           ex.dispose();
         },
