@@ -41,7 +41,8 @@ export interface PruneLayer {
 export interface PruneLatency {
   seqLen: number;
   batch: number;
-  /** Timed runs per model (alternating before/after, one call each, same input). */
+  /** Timed runs per model (interleaved blocks of before/after, same input; the pruned graph timed
+   * before any fine-tuning, which changes weights only). */
   iterations: number;
   beforeP50Ms: number;
   afterP50Ms: number;
@@ -154,7 +155,7 @@ export function renderPruneDetails(report: Report): string {
     const l = d.latency;
     out.push(
       '',
-      `**Latency** (batch ${l.batch}, sequence ${l.seqLen}, ${l.iterations} alternating runs each, same process): ` +
+      `**Latency** (batch ${l.batch}, sequence ${l.seqLen}, ${l.iterations} timed runs each in interleaved blocks, same process; the pruned graph, timed before fine-tuning, which changes weights only): ` +
         `p50 ${fmt.ms(l.beforeP50Ms)} → ${fmt.ms(l.afterP50Ms)} ms (${pct(-l.reduction)}); load average ` +
         `${l.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} → ${l.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')}.`,
     );
