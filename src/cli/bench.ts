@@ -11,7 +11,7 @@ import { summarizeModel } from '../report/models.js';
 import { withProgress } from '../report/progress.js';
 import type { BenchDetails, Report } from '../report/schema.js';
 import { fmt, renderTable } from '../report/table.js';
-import { benchModel, peakRssBytes, type BenchInputs, type BenchRow } from '../runtime/bench.js';
+import { benchModel, peakRssBytes, syntheticBenchInputs, textBenchInputs, type BenchInputs, type BenchRow } from '../runtime/bench.js';
 import { NerSession } from '../runtime/session.js';
 import { action, intListOption, intOption, numberOption, type CliContext } from './context.js';
 import {
@@ -72,25 +72,18 @@ async function runBench(ctx: CliContext, flags: BenchFlags): Promise<number> {
   let inputs: BenchInputs;
   if (flags.data !== undefined) {
     const data = await readExamples(flags.data, { unknownTypes: 'skip' });
-    const sequences = data.examples.map((e) => tokenizer.tokenize(e.text).map((t) => t.id)).filter((s) => s.length > 0);
-    if (sequences.length === 0) {
+    const real = textBenchInputs(
+      tokenizer,
+      data.examples.map((e) => e.text),
+    );
+    if (real.sequences.length === 0) {
       throw new UsageError('the data file has no text to take token ids from', {
         hint: 'pass a JSONL/CoNLL file with sentences, or leave --data out for synthetic ids',
       });
     }
-    inputs = { source: 'data', sequences, clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId };
+    inputs = real;
   } else {
-    // Synthetic ids skip the leading special/unused entries when the vocabulary is big enough.
-    const firstId = tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1);
-    inputs = {
-      source: 'synthetic',
-      clsId: tokenizer.clsId,
-      sepId: tokenizer.sepId,
-      padId: tokenizer.padId,
-      vocabSize: tokenizer.vocabSize,
-      firstId,
-      seed: 1,
-    };
+    inputs = syntheticBenchInputs(tokenizer);
   }
   const budget = benchBudget(flags);
   const session = await NerSession.open(folder.onnxPath, { threads: flags.threads });

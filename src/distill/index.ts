@@ -30,7 +30,7 @@ import type { ModelFolder, Provenance } from '../onnx/types.js';
 import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { ModelSummary, Report } from '../report/schema.js';
-import { benchRow, makeBenchBatch, measureInterleaved, mulberry32, type BenchRow } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, mulberry32, textBenchInputs, type BenchRow } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
@@ -427,10 +427,12 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   // 6. latency (batch 1, sequence 64, real token ids, same threads, interleaved rounds)
   const tBench = performance.now();
   opts.onProgress?.({ phase: 'bench', done: 0, total: 1 });
-  const sequences = evalData.examples.slice(0, 200).map((e) => tok.tokenize(e.text).map((t) => t.id));
   const [tLat, sLat] = await benchPair(
     [teacher.onnxPath, studentDisk.onnxPath],
-    { source: 'data', sequences, clsId: special.cls, sepId: special.sep, padId: special.pad },
+    textBenchInputs(
+      tok,
+      evalData.examples.slice(0, 200).map((e) => e.text),
+    ),
     { threads: opts.threads, seconds: benchSeconds, seqLen: 64 },
   );
   const benchMs = performance.now() - tBench;

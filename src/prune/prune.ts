@@ -30,7 +30,7 @@ import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { Report } from '../report/schema.js';
-import { benchRow, makeBenchBatch, measureInterleaved, type BenchInputs, type LatencyStats } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, syntheticBenchInputs, type BenchInputs, type LatencyStats } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256, sha256File } from '../util/fs.js';
@@ -546,16 +546,7 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
     const benchOpts = opts.bench === false ? undefined : (opts.bench ?? {});
     if (benchOpts) {
       const seqLen = Math.min(benchOpts.seqLen ?? 128, folder.maxLength);
-      const firstId = tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1);
-      const inputs: BenchInputs = {
-        source: 'synthetic',
-        clsId: tokenizer.clsId,
-        sepId: tokenizer.sepId,
-        padId: tokenizer.padId,
-        vocabSize: tokenizer.vocabSize,
-        firstId,
-        seed: 1,
-      };
+      const inputs = syntheticBenchInputs(tokenizer);
       const [fb, ft] = fixedDims(original);
       const rounds = benchOpts.rounds ?? PRUNE_BENCH_ROUNDS;
       const bar = progress('latency', rounds);

@@ -22,7 +22,7 @@ import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { DataFileSummary } from '../report/schema.js';
-import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, type BenchInputs, type BenchRow } from '../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, syntheticBenchInputs, textBenchInputs, type BenchInputs, type BenchRow } from '../runtime/bench.js';
 import { scoreFolder } from '../runtime/evaluate.js';
 import { NerSession } from '../runtime/session.js';
 import { sha256File } from '../util/fs.js';
@@ -449,10 +449,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     const seconds = opts.benchSeconds ?? 4;
     const rounds = 4;
     const source = calibTexts.length > 0 ? 'data' : 'synthetic';
-    const inputs: BenchInputs =
-      source === 'data'
-        ? { source: 'data', sequences: calibTexts.map((t) => tokenizer.tokenize(t).map((x) => x.id)).filter((s) => s.length > 0), clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId }
-        : { source: 'synthetic', clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId, vocabSize: tokenizer.vocabSize, firstId: tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1), seed: 1 };
+    const inputs: BenchInputs = source === 'data' ? textBenchInputs(tokenizer, calibTexts) : syntheticBenchInputs(tokenizer);
     const tooLong = seqLens.filter((s) => s > folder.maxLength || s < 3);
     if (tooLong.length > 0) {
       throw new UsageError(`--seq ${tooLong.join(',')} outside [3, ${folder.maxLength}] (the model's maximum length)`, {

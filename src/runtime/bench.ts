@@ -7,6 +7,7 @@
  * p = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋]). `stdev` is the population standard deviation
  * (numpy's `np.std` with ddof = 0).
  */
+import type { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { FlatBatch, NerSession } from './session.js';
 
 /** Summary of latency samples, in milliseconds. */
@@ -180,6 +181,28 @@ export interface BenchInputs {
   vocabSize?: number;
   firstId?: number;
   seed?: number;
+}
+
+/** What bench inputs need of a tokenizer. */
+export type BenchTokenizer = Pick<WordPieceTokenizer, 'clsId' | 'sepId' | 'padId' | 'vocabSize' | 'tokenize'>;
+
+/** Seeded random token ids (seed 1), skipping the leading special/unused entries when the vocabulary is big enough. */
+export function syntheticBenchInputs(tokenizer: BenchTokenizer): BenchInputs {
+  return {
+    source: 'synthetic',
+    clsId: tokenizer.clsId,
+    sepId: tokenizer.sepId,
+    padId: tokenizer.padId,
+    vocabSize: tokenizer.vocabSize,
+    firstId: tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1),
+    seed: 1,
+  };
+}
+
+/** Token ids of real texts (texts that give no tokens are left out; the caller checks for none). */
+export function textBenchInputs(tokenizer: BenchTokenizer, texts: readonly string[]): BenchInputs & { sequences: number[][] } {
+  const sequences = texts.map((t) => tokenizer.tokenize(t).map((x) => x.id)).filter((q) => q.length > 0);
+  return { source: 'data', sequences, clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId };
 }
 
 export interface BenchOptions extends Omit<MeasureOptions, 'now'> {

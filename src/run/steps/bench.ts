@@ -12,7 +12,7 @@ import { loadModelFolder } from '../../onnx/folder.js';
 import { newReport } from '../../report/environment.js';
 import { summarizeModel } from '../../report/models.js';
 import type { BenchDetails, Report } from '../../report/schema.js';
-import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, type BenchInputs, type BenchRow } from '../../runtime/bench.js';
+import { benchRow, makeBenchBatch, measureInterleaved, peakRssBytes, syntheticBenchInputs, textBenchInputs, type BenchInputs, type BenchRow } from '../../runtime/bench.js';
 import { NerSession } from '../../runtime/session.js';
 import { setting, type StepContext, type StepDefinition, type StepOutcome, type StepSettings } from './types.js';
 
@@ -28,17 +28,19 @@ async function benchInputs(folder: Opened['folder'], dataPath: string | undefine
   const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
   if (dataPath !== undefined) {
     const data = await readExamples(dataPath, { unknownTypes: 'skip' });
-    const sequences = data.examples.map((e) => tokenizer.tokenize(e.text).map((t) => t.id)).filter((q) => q.length > 0);
-    if (sequences.length === 0) {
+    const inputs = textBenchInputs(
+      tokenizer,
+      data.examples.map((e) => e.text),
+    );
+    if (inputs.sequences.length === 0) {
       throw new InputError('the bench data file has no text to take token ids from', {
         file: dataPath,
         hint: 'give bench a JSONL/CoNLL file with sentences, or leave its data out for seeded random ids',
       });
     }
-    return { source: 'data', sequences, clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId };
+    return inputs;
   }
-  const firstId = tokenizer.vocabSize > 1000 ? 1000 : Math.min(5, tokenizer.vocabSize - 1);
-  return { source: 'synthetic', clsId: tokenizer.clsId, sepId: tokenizer.sepId, padId: tokenizer.padId, vocabSize: tokenizer.vocabSize, firstId, seed: 1 };
+  return syntheticBenchInputs(tokenizer);
 }
 
 /** The settings every model of a group must share (everything but the model). */
