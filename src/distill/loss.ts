@@ -17,7 +17,10 @@
  *   balances like quantities (a per-sequence CRF mean would be ~sentence-length times larger).
  */
 import * as tf from '@tensorflow/tfjs';
-import { crfSequenceNll, zeroCrfGrads, type CrfArrays, type CrfGrads } from './crf.js';
+import { hostLossOp, type CrfTensors } from '../autodiff/train/loss.js';
+import { crfSequenceNll, type CrfArrays, type CrfGrads } from './crf.js';
+
+export type { CrfTensors };
 
 /** One KD loss per token: returns the loss of one token and adds scale·∂loss/∂student to `grad`. */
 export type KdLossFn = (
@@ -195,12 +198,6 @@ export function distillLossValues(
   return { loss: alpha * T * T * soft + (1 - alpha) * hard, soft, hard, tokens: N };
 }
 
-/** CRF parameters as tfjs variables (transitions [L, L] from × to, start [L], end [L]). */
-export interface CrfTensors {
-  transitions: tf.Tensor;
-  start: tf.Tensor;
-  end: tf.Tensor;
-}
 
 /**
  * The distillation loss as a differentiable tfjs scalar: w.r.t. `logits` [B, S, L] and, when given,
@@ -213,29 +210,10 @@ export function distillLoss(
   crfT: CrfTensors | undefined,
   out?: { values?: LossValues },
 ): tf.Scalar {
-  const L = logits.shape[2] as number;
   const useCrf = opts.hard === 'crf' && crfT !== undefined;
-  const inputs = useCrf ? [logits, crfT.transitions, crfT.start, crfT.end] : [logits];
-  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const ts = args.slice(0, inputs.length) as tf.Tensor[];
-    const lg = ts[0].dataSync() as Float32Array;
-    const crf: CrfArrays | undefined = useCrf
-      ? { L, trans: ts[1].dataSync() as Float32Array, start: ts[2].dataSync() as Float32Array, end: ts[3].dataSync() as Float32Array }
-      : undefined;
-    const grad = { logits: new Float32Array(lg.length), crf: useCrf ? zeroCrfGrads(L) : undefined };
+  return hostLossOp(logits, useCrf ? crfT : undefined, (lg, L, crf, grad) => {
     const values = distillLossValues(lg, L, batch, opts, crf, grad);
     if (out) out.values = values;
-    const value = tf.scalar(values.loss);
-    const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
-      const s = (dy.dataSync() as Float32Array)[0];
-      const scaled = (a: Float32Array | Float64Array): Float32Array => Float32Array.from(a, (v) => v * s);
-      const res: tf.Tensor[] = [tf.tensor(scaled(grad.logits), ts[0].shape)];
-      if (useCrf && grad.crf) {
-        res.push(tf.tensor(scaled(grad.crf.trans), [L, L]), tf.tensor(scaled(grad.crf.start), [L]), tf.tensor(scaled(grad.crf.end), [L]));
-      }
-      return res;
-    };
-    return { value, gradFunc };
+    return values.loss;
   });
-  return op(...inputs) as tf.Scalar;
 }

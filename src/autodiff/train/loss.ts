@@ -98,18 +98,38 @@ export function tokenLoss(logits: tf.Tensor, t: LossTargets, kind: LossKind, den
   if (logits.rank !== 3 || logits.shape[0] !== t.rows || logits.shape[1] !== t.seq) {
     throw new RangeError(`logits have shape [${logits.shape}], expected [${t.rows}, ${t.seq}, labels]`);
   }
-  const L = logits.shape[2] as number;
   const useCrf = kind === 'crf';
   if (useCrf && !crfT) throw new RangeError('the CRF loss needs CRF tensors');
-  const inputs = useCrf ? [logits, crfT!.transitions, crfT!.start, crfT!.end] : [logits];
+  return hostLossOp(logits, useCrf ? crfT : undefined, (lg, L, crf, grad) => tokenLossValue(lg, L, t, kind, denominator, crf, grad));
+}
+
+/** Gradient buffers a host loss fills: d loss / d logits, and the CRF's when the op has CRF inputs. */
+export interface HostLossGrads {
+  logits: Float32Array;
+  crf?: CrfGrads;
+}
+
+/**
+ * A differentiable tfjs scalar whose value and gradients are computed on the host: the logits
+ * [rows, seq, L] (and, when `crfT` is given, the CRF tensors) are read back once, `compute` returns the
+ * loss and fills `grad`, and the backward pass scales those gradients by the upstream one. Shared by
+ * `tokenLoss` (finetune) and `distillLoss` (distill).
+ */
+export function hostLossOp(
+  logits: tf.Tensor,
+  crfT: CrfTensors | undefined,
+  compute: (lg: Float32Array, L: number, crf: CrfArrays | undefined, grad: HostLossGrads) => number,
+): tf.Scalar {
+  const L = logits.shape[2] as number;
+  const inputs = crfT ? [logits, crfT.transitions, crfT.start, crfT.end] : [logits];
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const ts = args.slice(0, inputs.length) as tf.Tensor[];
     const lg = ts[0].dataSync() as Float32Array;
-    const crf: CrfArrays | undefined = useCrf
+    const crf: CrfArrays | undefined = crfT
       ? { L, trans: ts[1].dataSync() as Float32Array, start: ts[2].dataSync() as Float32Array, end: ts[3].dataSync() as Float32Array }
       : undefined;
-    const grad = { logits: new Float32Array(lg.length), crf: useCrf ? zeroCrfGrads(L) : undefined };
-    const value = tokenLossValue(lg, L, t, kind, denominator, crf, grad);
+    const grad: HostLossGrads = { logits: new Float32Array(lg.length), crf: crfT ? zeroCrfGrads(L) : undefined };
+    const value = compute(lg, L, crf, grad);
     const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
       const s = (dy.dataSync() as Float32Array)[0];
       const scaled = (a: Float32Array | Float64Array): Float32Array => Float32Array.from(a, (v) => v * s);
