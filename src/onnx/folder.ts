@@ -10,6 +10,7 @@ import { GraphError, InputError } from '../errors.js';
 import { atomicWriteDir } from '../util/fs.js';
 import { decodeModel, type onnx } from './codec.js';
 import { resolveLocation, saveModel, type ExternalDataMode } from './external.js';
+import { convertAtLoad, hasIntegerDecodeOutput } from './convert/load.js';
 import { forEachTensor } from './graph.js';
 import { EXTERNAL } from './tensor.js';
 import type { ModelConfig, ModelFolder, Provenance, TokenizerConfig } from './types.js';
@@ -277,6 +278,8 @@ async function findOnnxInDir(dir: string): Promise<string> {
 
 interface OnnxCheck {
   externalFiles: string[];
+  /** The integer output of a CRF-in-graph export (no float output), to be converted at load. */
+  decodeOutput?: string;
   logits?: { name: string; classes: number };
 }
 
@@ -319,7 +322,7 @@ async function checkOnnx(onnxPath: string): Promise<OnnxCheck> {
     const classes = Number(last.dimValue.toString());
     if (classes > 0) logits = { name: out.name ?? 'output 0', classes };
   }
-  return { externalFiles: [...externalFiles], logits };
+  return { externalFiles: [...externalFiles], logits, decodeOutput: hasIntegerDecodeOutput(model) };
 }
 
 async function listExtraFiles(dir: string, exclude: Set<string>): Promise<string[]> {
@@ -466,9 +469,16 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
   const exclude = new Set([resolve(onnxPath), ...check.externalFiles.map((f) => resolve(f))]);
   const extraFiles = bare && !hasConfig ? [] : await listExtraFiles(dir, exclude);
 
+  // CRF-in-graph export (e.g. ModelScope "predictions"): work on the converted emissions graph
+  let converted: Awaited<ReturnType<typeof convertAtLoad>> | undefined;
+  if (check.decodeOutput && !crf) {
+    converted = await convertAtLoad(onnxPath, labels);
+    crf = converted.crf;
+  }
+
   const folder: ModelFolder = {
     dir,
-    onnxPath,
+    onnxPath: converted?.onnxPath ?? onnxPath,
     bare,
     config,
     labels,
@@ -477,8 +487,9 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
     maxLength: resolveMaxLength(tokenizerConfig, config),
     extraFiles,
     labelsPath,
-    externalDataFiles: check.externalFiles,
+    externalDataFiles: converted ? [] : check.externalFiles,
   };
+  if (converted) folder.conversion = converted.conversion;
   if (crf) folder.crf = crf;
   if (provenance) folder.provenance = provenance;
   return folder;
@@ -541,6 +552,9 @@ export async function writeModelFolder(
   const history = opts.provenance.history ?? [
     ...(src.provenance?.history ?? []),
     ...(src.provenance ? [Object.fromEntries(Object.entries(src.provenance).filter(([k]) => k !== 'history')) as Omit<Provenance, 'history'>] : []),
+    ...(src.conversion
+      ? [{ ranerc: opts.provenance.ranerc, command: 'convert (at load)', createdAt: opts.provenance.createdAt, source: { path: src.conversion.source, sha256: src.conversion.sourceSha256 }, settings: { note: src.conversion.note } }]
+      : []),
   ];
   const provenance: Provenance = { ...opts.provenance, history };
 

@@ -65,4 +65,6 @@ export interface ModelFolder {
   labelsPath?: string;
   /** Absolute paths of the external data files the ONNX model references (empty when none). */
   externalDataFiles?: string[];
+  /** Set when the folder's graph was a CRF-in-graph export converted at load (onnxPath is the converted model). */
+  conversion?: import('./convert/load.js').ModelConversion;
 }

@@ -119,6 +119,7 @@ function modelSection(m: ModelSummary): string {
   if (m.parameters !== undefined) facts.push(['parameters', fmt.int(m.parameters)]);
   if (m.labels) facts.push(['labels', `${m.labels.length} (${m.labels.join(', ')})`]);
   if (m.loadMs !== undefined) facts.push(['load time', `${fmt.ms(m.loadMs)} ms`]);
+  if (m.convertedFrom) facts.push(['converted', m.convertedFrom]);
   out.push(...facts.map(([k, v]) => `- ${k}: ${v}`));
   if (m.f1) out.push('', '**Entity scores** (exact span and type)', '', f1Table(m.f1));
   if (m.latency?.length) out.push('', '**Latency**', '', latencyTable(m.latency));

@@ -28,6 +28,7 @@ export async function summarizeModel(
     folderBytes: size.totalBytes,
     labels: [...folder.labels],
   };
+  if (folder.conversion) summary.convertedFrom = folder.conversion.note;
   if (opts.parameters ?? true) {
     const loaded = await loadModel(folder.onnxPath);
     summary.bytes = loaded.fileBytes + loaded.externalBytes;

@@ -56,6 +56,8 @@ export interface ModelSummary {
   latency?: BenchRow[];
   /** Milliseconds onnxruntime took to load the model. */
   loadMs?: number;
+  /** Set when the model was converted at load ("converted from a CRF-in-graph export: ..."). */
+  convertedFrom?: string;
 }
 
 /** One data file a report used. */
