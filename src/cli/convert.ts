@@ -9,6 +9,12 @@ import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { GraphError, InputError } from '../errors.js';
 import { readExamples, readTextLines } from '../ner/data.js';
+import { tagsToEntities } from '../ner/decode.js';
+import { LabelSet } from '../ner/labels.js';
+import { scoreSpans } from '../ner/metrics.js';
+import type { Entity, Example } from '../ner/types.js';
+import type { ModelFolder } from '../onnx/types.js';
+import { Predictor } from '../runtime/predict.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import { checkEquivalence, type EquivalenceResult } from '../onnx/convert/equivalence.js';
 import { loadModel } from '../onnx/external.js';
@@ -33,12 +39,38 @@ export interface ConvertDetails {
   droppedInputs: string[];
   note: string;
   equivalence: Omit<EquivalenceResult, 'graphTags' | 'tokens'>;
+  /** With labelled --data: micro entity F1 on the compared texts, graph's own decode vs ranerc's decode. */
+  f1?: { sentences: number; graph: number; ranerc: number };
 }
 
-async function readTexts(path: string): Promise<string[]> {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.txt') return (await readTextLines(path)).map((e) => e.text);
-  return (await readExamples(path)).examples.map((e) => e.text);
+async function readData(path: string): Promise<{ examples: Example[]; labelled: boolean }> {
+  if (extname(path).toLowerCase() === '.txt') return { examples: await readTextLines(path), labelled: false };
+  return { examples: (await readExamples(path)).examples, labelled: true };
+}
+
+/**
+ * Entity F1 on the compared texts (those within the fixed length) of the graph's own decode and of ranerc's
+ * default decode of the converted folder (what `eval` reports).
+ */
+async function f1Comparison(folder: ModelFolder, examples: Example[], eq: EquivalenceResult, threads?: number): Promise<ConvertDetails['f1']> {
+  const labels = new LabelSet(folder.labels);
+  const kept = examples.map((_, i) => i).filter((i) => eq.graphTags[i] !== undefined);
+  const graphPred = kept.map((i) => {
+    const toks = eq.tokens[i]!;
+    const words = eq.graphTags[i]!;
+    let w = -1;
+    const tags = toks.map((t, k) => (k === 0 || toks[k - 1].word !== t.word ? words[++w] : words[w]));
+    return tagsToEntities(examples[i].text, toks, tags, labels);
+  });
+  const predictor = await Predictor.open(folder, { threads });
+  let ranerc: Entity[][];
+  try {
+    ranerc = await predictor.predict(kept.map((i) => examples[i].text));
+  } finally {
+    await predictor.close();
+  }
+  const gold = kept.map((i) => examples[i].entities);
+  return { sentences: kept.length, graph: scoreSpans(gold, graphPred).micro.f1, ranerc: scoreSpans(gold, ranerc).micro.f1 };
 }
 
 async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number> {
@@ -50,7 +82,8 @@ async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number>
       hint: 'ranerc convert reads exports whose only output is CRF-decoded tag ids (e.g. ModelScope "predictions"); use this model as it is',
     });
   }
-  const texts = await readTexts(flags.data);
+  const data = await readData(flags.data);
+  const texts = data.examples.map((e) => e.text);
   if (texts.length === 0) throw new InputError('no texts in the --data file', { file: flags.data, hint: 'give texts to prove the conversion on' });
   const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
   const eq = await withProgress('convert: proof', texts.length, { interactive: ctx.interactive, json: flags.json }, (bar) =>
@@ -89,6 +122,7 @@ async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number>
   });
   const outFolder = await loadModelFolder({ model: written.dir });
   const details: ConvertDetails = { output: conv.output, fixedLength: conv.fixedLength, droppedInputs: conv.droppedInputs, note: conv.note, equivalence };
+  if (data.labelled) details.f1 = await f1Comparison(outFolder, data.examples, eq, flags.threads);
   const report: Report<ConvertDetails, 'convert'> = newReport('convert', { model: flags.model, out: flags.out, data: flags.data }, details, { threads: flags.threads });
   report.models.push(await summarizeModel({ ...folder, onnxPath: conv.source, conversion: undefined, externalDataFiles: undefined }, 'before', flags.model));
   report.models.push(await summarizeModel(outFolder, 'after', flags.out));
@@ -107,6 +141,12 @@ async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number>
       ['tag match, Viterbi over words (the graph\'s computation)', pct(eq.words.rate)],
       ['tag match, ranerc default decode (Viterbi over all pieces)', pct(eq.allPieces.rate)],
       ['inputs dropped', conv.droppedInputs.join(', ') || '—'],
+      ...(details.f1
+        ? [
+            ['entity F1 (compared texts), graph\'s own decode', pct(details.f1.graph)],
+            ['entity F1 (compared texts), ranerc eval decode', pct(details.f1.ranerc)],
+          ]
+        : []),
     ],
     { align: ['left', 'right'] },
   );

@@ -78,6 +78,9 @@ describe('ranerc convert', () => {
     const m = decodeModel(readFileSync(join(out, 'model.onnx')));
     expect(m.graph!.output!.map((o) => o.name)).toEqual(['logits']);
     expect(m.graph!.input!.map((i) => i.name)).toEqual(['input_ids', 'attention_mask']);
+    const f1 = (rep.details as { f1?: { graph: number; ranerc: number; sentences: number } }).f1!;
+    expect(f1.sentences).toBe(rep.details.equivalence.compared);
+    expect(f1.ranerc).toBeCloseTo(graphF1, 10);
     const written = await loadModelFolder({ model: out });
     expect(written.conversion).toBeUndefined();
     expect(written.crf).toBeDefined();
@@ -142,6 +145,7 @@ describe('every command on the raw export (converted in memory)', () => {
       const p = await Predictor.open(await loadModelFolder({ model: MODEL }));
       try {
         const want = (await p.predict([text]))[0].map((e) => ({ text: e.text, type: e.type, start: e.start, end: e.end }));
+        expect(want.length).toBeGreaterThan(0);
         expect(body.entities).toEqual(want);
       } finally {
         await p.close();
