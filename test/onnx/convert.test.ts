@@ -120,6 +120,24 @@ describe('proof against the graph\'s own decode', () => {
   });
 });
 
+describe('orientation read from the arithmetic', () => {
+  it('the same CRF stored [to][from] with the max over the last axis converts to the same transitions[from][to], 100% match', async () => {
+    const dir = join(tmp, 'tofrom');
+    await cp(DIR, dir, { recursive: true });
+    await cp(join(REPO, 'fixtures/intake/modelscope-crf-tofrom/model.onnx'), join(dir, 'model.onnx'));
+    const conv = convertCrfExport(decodeModel(readFileSync(join(dir, 'model.onnx'))), REF.labels);
+    expect(conv.found.evidence.transposed).toBe(true);
+    expect(conv.found.evidence.reduceAxis).toBe(2);
+    conv.crf.transitions.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(REF.crf.transitions[i][j], 6)));
+    const folder = await loadModelFolder({ model: dir });
+    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const eq = await checkEquivalence(join(dir, 'model.onnx'), { onnxPath: folder.onnxPath, crf: folder.crf! }, tok, REF.predictions.texts, REF.pad_len);
+    expect(eq.compared).toBeGreaterThan(200);
+    expect(eq.words.matched).toBe(eq.positions);
+    REF.predictions.word_tags.forEach((want, k) => eq.graphTags[k] !== undefined && expect(eq.graphTags[k]).toEqual(want));
+  });
+});
+
 describe('unsupported integer outputs', () => {
   it('an argmax output (no CRF) is an InputError naming the node; loadModelFolder refuses it', async () => {
     const m = decodeModel(readFileSync(join(REPO, 'fixtures/tiny/bio-crf-op14/model.onnx')));
