@@ -4,7 +4,7 @@
  * ranerc's Viterbi over the converted emissions against the original graph's own `predictions` run in
  * onnxruntime.
  */
-import { mkdtemp, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +157,29 @@ describe('unsupported integer outputs', () => {
     await rm(join(dir, 'crf.json'));
     await writeFile(join(dir, 'model.onnx'), encodeModel(m));
     await expect(loadModelFolder({ model: dir })).rejects.toThrow(/not produced by a CRF decode/);
-    expect((await readFile(join(dir, 'config.json'), 'utf8')).length).toBeGreaterThan(0);
+  });
+
+  it('a decode inside a Loop is refused naming the Loop node (exit 2)', () => {
+    const m = decodeModel(readFileSync(RAW));
+    const g = m.graph!;
+    // route the output through a Loop (body: identity on a loop-carried tensor)
+    g.node!.push({
+      opType: 'Loop',
+      name: 'viterbi_loop',
+      input: ['', '', 'predictions'],
+      output: ['looped'],
+      attribute: [{ name: 'body', type: 5, g: { name: 'body', node: [{ opType: 'Identity', input: ['v_in'], output: ['v_out'] }, { opType: 'Identity', input: ['cond_in'], output: ['cond_out'] }], input: [{ name: 'i' }, { name: 'cond_in' }, { name: 'v_in' }], output: [{ name: 'cond_out' }, { name: 'v_out' }] } }],
+    });
+    g.output = [{ name: 'looped', type: { tensorType: { elemType: 7 } } }];
+    let err: unknown;
+    try {
+      convertCrfExport(m, REF.labels);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as InputError).where.node).toBe('viterbi_loop');
+    expect((err as InputError).message).toMatch(/Loop/);
+    expect((err as InputError).exitCode).toBe(2);
   });
 });
