@@ -159,6 +159,22 @@ describe('unsupported integer outputs', () => {
     await expect(loadModelFolder({ model: dir })).rejects.toThrow(/not produced by a CRF decode/);
   });
 
+  it('an export traced with fixed input shapes is refused at load (exit 2) with the re-export hint', async () => {
+    const m = decodeModel(readFileSync(RAW));
+    for (const inp of m.graph!.input!) {
+      const dims = inp.type!.tensorType!.shape!.dim!;
+      dims[0] = { dimValue: 1 };
+      dims[1] = { dimValue: REF.pad_len };
+    }
+    const dir = join(tmp, 'fixed');
+    await cp(DIR, dir, { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), encodeModel(m));
+    const err = await loadModelFolder({ model: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as InputError).message).toMatch(/does not run at other batch sizes or lengths/);
+    expect((err as InputError).hint).toMatch(/dynamic_axes/);
+  });
+
   it('a decode inside a Loop is refused naming the Loop node (exit 2)', () => {
     const m = decodeModel(readFileSync(RAW));
     const g = m.graph!;

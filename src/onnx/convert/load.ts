@@ -8,6 +8,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CrfParams } from '../../ner/types.js';
+import { InputError } from '../../errors.js';
 import { sha256File } from '../../util/fs.js';
 import { loadModel, saveModel } from '../external.js';
 import { convertCrfExport, hasIntegerDecodeOutput } from './index.js';
@@ -35,6 +36,34 @@ export interface LoadConversion {
 /** Cheap check on an already decoded graph's outputs: is this a CRF-in-graph export to convert? */
 export { hasIntegerDecodeOutput };
 
+/**
+ * Run the converted graph once at a batch and length the export never used (batch 2, 5 tokens): ranerc feeds
+ * every batch size and window length, so an encoder traced with fixed shapes is refused here, clearly.
+ */
+async function smokeTest(path: string, inputs: string[], source: string): Promise<void> {
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(path, { logSeverityLevel: 3, intraOpNumThreads: 1 });
+  try {
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const meta of session.inputMetadata) {
+      const type = meta.isTensor && meta.type === 'int32' ? 'int32' : 'int64';
+      const n = 2 * 5;
+      const fill = meta.name === 'token_type_ids' ? 0 : 1;
+      feeds[meta.name] = type === 'int32' ? new ort.Tensor('int32', new Int32Array(n).fill(fill), [2, 5]) : new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(fill)), [2, 5]);
+    }
+    await session.run(feeds);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new InputError(`the export's encoder does not run at other batch sizes or lengths once the decode is cut away (inputs ${inputs.join(', ')}): ${msg.split('\n')[0]}`, {
+      file: source,
+      hint: 're-export with dynamic axes for batch and sequence on the inputs (torch.onnx.export(..., dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, ...})); the unrolled decode may stay',
+      cause: e,
+    });
+  } finally {
+    await session.release();
+  }
+}
+
 /** Convert `onnxPath` (a CRF-in-graph export) for use by every command; InputError when unsupported. */
 export async function convertAtLoad(onnxPath: string, labels: string[]): Promise<LoadConversion> {
   const loaded = await loadModel(onnxPath);
@@ -48,6 +77,12 @@ export async function convertAtLoad(onnxPath: string, labels: string[]): Promise
     const tmp = `${dir}.${process.pid}.${Date.now()}.tmp`;
     await mkdir(tmp, { recursive: true });
     await saveModel(conv.model, join(tmp, 'model.onnx'), { externalData: 'auto' });
+    try {
+      await smokeTest(join(tmp, 'model.onnx'), conv.keptInputs, onnxPath);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   }
