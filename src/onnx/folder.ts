@@ -469,9 +469,10 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
   const exclude = new Set([resolve(onnxPath), ...check.externalFiles.map((f) => resolve(f))]);
   const extraFiles = bare && !hasConfig ? [] : await listExtraFiles(dir, exclude);
 
-  // CRF-in-graph export (e.g. ModelScope "predictions"): work on the converted emissions graph
+  // CRF-in-graph export (e.g. ModelScope "predictions"): work on the converted emissions graph; the CRF the
+  // graph decodes with is the model's CRF (a crf.json beside such a graph is not used)
   let converted: Awaited<ReturnType<typeof convertAtLoad>> | undefined;
-  if (check.decodeOutput && !crf) {
+  if (check.decodeOutput) {
     converted = await convertAtLoad(onnxPath, labels);
     crf = converted.crf;
   }
