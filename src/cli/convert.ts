@@ -138,8 +138,8 @@ async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number>
       ['compared (within the fixed length)', fmt.int(eq.compared)],
       ['longer than the fixed length (not compared)', fmt.int(eq.longer)],
       ['word positions', fmt.int(eq.positions)],
-      ['tag match, Viterbi over words (the graph\'s computation)', pct(eq.words.rate)],
-      ['tag match, ranerc default decode (Viterbi over all pieces)', pct(eq.allPieces.rate)],
+      ['tag match, Viterbi over words (the graph\'s computation, ranerc\'s decode)', pct(eq.words.rate)],
+      ['tag match, Viterbi over all pieces (for comparison)', pct(eq.allPieces.rate)],
       ['inputs dropped', conv.droppedInputs.join(', ') || '—'],
       ...(details.f1
         ? [

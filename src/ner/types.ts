@@ -42,6 +42,12 @@ export interface CrfParams {
   start: number[];
   /** Score of ending with each label. */
   end: number[];
+  /**
+   * Which positions the CRF runs over: every sub-token (default) or only the first sub-token of each word,
+   * as ModelScope's TransformerCRF does after compacting its emissions by `label_mask` (crf.json
+   * `"positions": "words"`, written by `ranerc convert`).
+   */
+  positions?: 'tokens' | 'words';
 }
 
 /** Precision/recall/F1 with the counts they come from. */

@@ -78,6 +78,24 @@ export function viterbiDecode(emissions: ArrayLike<number>[], crf: CrfParams): n
   return path;
 }
 
+/**
+ * CRF label ids of a text's tokens: Viterbi over every token, or, when the CRF runs over words
+ * (`crf.positions === 'words'`), over the first piece of each word, every later piece taking its word's label.
+ */
+export function crfTagIds(rows: ArrayLike<number>[], crf: CrfParams, tokens: ReadonlyArray<{ word: number }>): number[] {
+  if (crf.positions !== 'words') return viterbiDecode(rows, crf);
+  const first: number[] = [];
+  for (let t = 0; t < tokens.length; t++) if (t === 0 || tokens[t].word !== tokens[t - 1].word) first.push(t);
+  const wordTags = viterbiDecode(first.map((t) => rows[t]), crf);
+  const out = new Array<number>(tokens.length);
+  let w = -1;
+  for (let t = 0; t < tokens.length; t++) {
+    if (w + 1 < first.length && first[w + 1] === t) w++;
+    out[t] = wordTags[w];
+  }
+  return out;
+}
+
 /** The best label per token on its own (lowest index on ties). */
 export function argmaxDecode(emissions: ArrayLike<number>[]): number[] {
   return emissions.map((row) => {

@@ -218,7 +218,18 @@ export function parseCrf(json: unknown, labels: string[], file: string, text = '
       throw new InputError(`"transitions" row ${i} must be ${n} finite numbers`, { file, line: lineOfKey(text, 'transitions'), hint });
     }
   });
-  return { labels: [...labels], transitions: trans as number[][], start: vector('start_transitions'), end: vector('end_transitions') };
+  const crf: CrfParams = { labels: [...labels], transitions: trans as number[][], start: vector('start_transitions'), end: vector('end_transitions') };
+  if (json.positions !== undefined) {
+    if (json.positions !== 'tokens' && json.positions !== 'words') {
+      throw new InputError(`"positions" must be "tokens" or "words", not ${JSON.stringify(json.positions)}`, {
+        file,
+        line: lineOfKey(text, 'positions'),
+        hint: '"words": the CRF runs over the first sub-token of each word (ModelScope TransformerCRF); "tokens" (the default): over every sub-token',
+      });
+    }
+    if (json.positions === 'words') crf.positions = 'words';
+  }
+  return crf;
 }
 
 /** The crf.json document for `crf`. */
@@ -229,6 +240,7 @@ export function crfToJson(crf: CrfParams): Record<string, unknown> {
     transitions: crf.transitions,
     start_transitions: crf.start,
     end_transitions: crf.end,
+    ...(crf.positions === 'words' ? { positions: 'words' } : {}),
   };
 }
 

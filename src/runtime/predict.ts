@@ -14,7 +14,7 @@ import { tagsToEntities } from '../ner/decode.js';
 import { LabelSet } from '../ner/labels.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { Entity, Token } from '../ner/types.js';
-import { argmaxDecode, viterbiDecode } from '../ner/viterbi.js';
+import { argmaxDecode, crfTagIds } from '../ner/viterbi.js';
 import { defaultOverlap, ownerWindow, planWindows } from '../ner/windows.js';
 import type { ModelFolder } from '../onnx/types.js';
 import { NerSession, SerialQueue, type SessionOptions } from './session.js';
@@ -149,7 +149,7 @@ export class Predictor {
     if (T === 0) return [];
     const rows: Float32Array[] = new Array<Float32Array>(T);
     for (let t = 0; t < T; t++) rows[t] = em.logits.subarray(t * L, (t + 1) * L);
-    return this.decoder === 'crf' ? viterbiDecode(rows, this.folder.crf!) : argmaxDecode(rows);
+    return this.decoder === 'crf' ? crfTagIds(rows, this.folder.crf!, em.tokens) : argmaxDecode(rows);
   }
 
   /** Entities of one text from its emissions. */

@@ -6,9 +6,10 @@
  *
  * Two agreements are measured per word position:
  * - `words`: Viterbi over the first sub-token of each word (the positions the graph's compaction keeps), the
- *   same computation as the graph's decode; must be 100% for texts within the fixed length;
- * - `allPieces`: ranerc's default decode (Viterbi over every sub-token, then the first sub-token's tag), what
- *   `eval`/`predict`/`serve` do with the converted folder; may differ where words have several pieces.
+ *   same computation as the graph's decode and what `eval`/`predict`/`serve` do with the converted folder
+ *   (its crf.json says `"positions": "words"`); must be 100% for texts within the fixed length;
+ * - `allPieces`: Viterbi over every sub-token, then the first sub-token's tag (a CRF over tokens, the
+ *   crf.json default), for comparison; may differ where words have several pieces.
  */
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../../errors.js';

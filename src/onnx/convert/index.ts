@@ -42,7 +42,8 @@ export function convertCrfExport(model: onnx.IModelProto, labels: string[], file
   const cut = cutToEmissions(model, found);
   return {
     model: cut.model,
-    crf: { labels: [...labels], transitions: found.transitions, start: found.start, end: found.end },
+    // the graph's CRF runs over the first sub-token of each word (label_mask compaction): so does ranerc's decode
+    crf: { labels: [...labels], transitions: found.transitions, start: found.start, end: found.end, positions: 'words' },
     found,
     droppedInputs: cut.droppedInputs,
     keptInputs: cut.keptInputs,
