@@ -1,0 +1,53 @@
+/**
+ * The job queue of `ranerc predict --queue` and `ranerc worker` (BullMQ on Redis).
+ *
+ * A run cuts its texts into chunks; chunk k becomes job `<run>:<k>` (BullMQ refuses a second job with the
+ * same id, so nothing is enqueued twice). A worker writes the chunk's answer lines to the Redis hash
+ * `ranerc:results:<run>` under field k — an idempotent write, so a chunk processed twice (a worker that
+ * stalled, then came back) stores the same lines once. The client waits until the hash holds every chunk,
+ * prints them in chunk order, and deletes the hash. A worker that dies holding a job loses its lock;
+ * BullMQ's stalled-job check puts the job back for another worker.
+ */
+import { InputError } from '../errors.js';
+
+export const DEFAULT_QUEUE_NAME = 'ranerc-predict';
+
+export interface PredictJob {
+  run: string;
+  index: number;
+  texts: string[];
+  /** SHA-256 of the client's ONNX model: a worker serving another model refuses the job. */
+  modelSha: string;
+  offsets: 'codepoint' | 'utf16';
+  windowSize?: number;
+  overlap?: number;
+  batch: number;
+}
+
+export function resultsKey(run: string): string {
+  return `ranerc:results:${run}`;
+}
+
+export function jobId(run: string, index: number): string {
+  return `${run}-${index}`;
+}
+
+/** BullMQ connection options from a redis:// URL (BullMQ needs maxRetriesPerRequest null for workers). */
+export function connectionOf(url: string): { host: string; port: number; username?: string; password?: string; db?: number; maxRetriesPerRequest: null } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InputError(`--queue "${url}" is not a URL`, { hint: 'give the Redis address as redis://host:port' });
+  }
+  if (u.protocol !== 'redis:') throw new InputError(`--queue "${url}" is not a redis:// URL`, { hint: 'give the Redis address as redis://host:port' });
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined;
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(db !== undefined && Number.isInteger(db) ? { db } : {}),
+    maxRetriesPerRequest: null,
+  };
+}
