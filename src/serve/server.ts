@@ -40,7 +40,7 @@ import { RedisCache } from './cache/redis.js';
 import { typeColors } from './colors.js';
 import { LaneEngine } from './engine.js';
 import { ApiError, errorBody, JSON_TYPE, toApiError } from './errors.js';
-import type { Registry } from './metrics.js';
+import type { Registry } from 'prom-client';
 import type { HealthState, RouteContext } from './routes/context.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { loadAssets, registerPageRoutes } from './routes/page.js';
@@ -200,9 +200,13 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     redisUp: () => (redis ? (redis.ready ? 1 : 0) : undefined),
   });
 
+  let batchMs = 0;
+  let batchCount = 0;
   const onBatch = (size: number, ms: number, ok: boolean): void => {
-    m.batchSize.observe({}, size);
-    m.batchSeconds.observe({}, ms / 1000);
+    batchMs += ms;
+    batchCount++;
+    m.batchSize.observe(size);
+    m.batchSeconds.observe(ms / 1000);
     if (!ok) m.batchFailures.inc();
   };
   const openEngine = async (): Promise<LaneEngine> => {
@@ -216,7 +220,7 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
         windowSize: opts.windowSize,
         overlap: opts.overlap,
         onBatch,
-        onCalls: (n) => m.predictCalls.inc({}, n),
+        onCalls: (n) => m.predictCalls.inc(n),
       });
     }
     const predictor = await Predictor.open(folder, { threads: opts.threads, batchSize: o.maxBatch, windowSize: opts.windowSize, overlap: opts.overlap });
@@ -332,8 +336,7 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
       if (queued + n > o.maxQueue) {
         m.rejected.inc();
         // a rough wait: the queue drains at about one batch per lane per recent batch time
-        const h = m.batchSeconds.get();
-        const perBatch = h.count > 0 ? h.sum / h.count : 0.05;
+        const perBatch = batchCount > 0 ? batchMs / batchCount / 1000 : 0.05;
         const wait = Math.max(1, Math.ceil((queued / (o.maxBatch * Math.max(1, engine?.size ?? 1))) * perBatch));
         throw new ApiError(429, 'queue_full', `${queued} texts are waiting for the model (limit ${o.maxQueue}); retry after ${wait} s`, {
           'Retry-After': String(wait),

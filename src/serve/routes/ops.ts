@@ -21,7 +21,7 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: RouteContext): void
         response: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...ERROR_RESPONSES },
       },
     },
-    async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(ctx.metrics.registry.render()),
+    async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(await ctx.metrics.registry.metrics()),
   );
 
   app.get(
