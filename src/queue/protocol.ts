@@ -13,6 +13,8 @@ import { InputError } from '../errors.js';
 export const DEFAULT_QUEUE_NAME = 'ranerc-predict';
 
 export interface PredictJob {
+  /** predict: answer lines (default); emissions: teacher logits per text (for distill). */
+  kind?: 'predict' | 'emissions';
   run: string;
   index: number;
   texts: string[];
@@ -22,6 +24,12 @@ export interface PredictJob {
   windowSize?: number;
   overlap?: number;
   batch: number;
+}
+
+/** One chunk's teacher logits as stored: token counts and the row-major float32 logits, base64. */
+export interface EmissionsChunk {
+  counts: number[];
+  logits: string;
 }
 
 export function resultsKey(run: string): string {

@@ -9,7 +9,7 @@ import { entitiesJson } from '../cli/predict.js';
 import type { ModelFolder } from '../onnx/types.js';
 import { Predictor } from '../runtime/predict.js';
 import { sha256File } from '../util/fs.js';
-import { connectionOf, resultsKey, type PredictJob } from './protocol.js';
+import { connectionOf, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
 
 export interface QueueWorkerOptions {
   url: string;
@@ -55,12 +55,25 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
         throw new UnrecoverableError(`this worker serves a different model (SHA-256 ${modelSha.slice(0, 12)}…, the job wants ${j.modelSha.slice(0, 12)}…)`);
       }
       const predictor = await predictorFor(j);
-      const ents = await predictor.predict(j.texts);
-      const lines = j.texts.map((t, i) => entitiesJson(t, ents[i], j.offsets));
+      let value: string;
+      if (j.kind === 'emissions') {
+        const ems = await predictor.emissions(j.texts);
+        const all = new Float32Array(ems.reduce((n, e) => n + e.logits.length, 0));
+        let at = 0;
+        for (const e of ems) {
+          all.set(e.logits, at);
+          at += e.logits.length;
+        }
+        const chunk: EmissionsChunk = { counts: ems.map((e) => e.tokens.length), logits: Buffer.from(all.buffer, all.byteOffset, all.byteLength).toString('base64') };
+        value = JSON.stringify(chunk);
+      } else {
+        const ents = await predictor.predict(j.texts);
+        value = JSON.stringify(j.texts.map((t, i) => entitiesJson(t, ents[i], j.offsets)));
+      }
       const key = resultsKey(j.run);
-      await redis.multi().hset(key, String(j.index), JSON.stringify(lines)).expire(key, o.resultTtlS ?? 86_400).exec();
+      await redis.multi().hset(key, String(j.index), value).expire(key, o.resultTtlS ?? 86_400).exec();
       o.onJob?.(j.texts.length);
-      return lines.length;
+      return j.texts.length;
     },
     {
       connection,

@@ -8,6 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
+import { teacherLogits } from '../../src/distill/teacher.js';
+import { loadModelFolder } from '../../src/onnx/folder.js';
+import { emissionsViaQueue } from '../../src/queue/client.js';
+import { sha256File } from '../../src/util/fs.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from '../serve/helpers.js';
 import { ensureDist, REDIS_BIN, startRedis, type TestRedis } from '../serve/redis.js';
@@ -107,4 +111,44 @@ describe.skipIf(!REDIS_BIN)('predict --queue with 3 workers, one killed midway',
     // the killed worker held a job: BullMQ's stalled-job check gave it to another worker
     expect(stalled).toBeGreaterThanOrEqual(1);
   }, 300_000);
+});
+
+describe.skipIf(!REDIS_BIN)('distill teacher logits through the queue', () => {
+  it('workers compute the same logits as the local teacher pass, and fill the teacher-logit cache', async () => {
+    const folder = await loadModelFolder({ model: MODEL });
+    const all = texts(300);
+    const queue = `teacher-${process.pid}-${Date.now()}`;
+    const workers = await Promise.all([0, 1].map(() => startWorker(queue)));
+    try {
+      const local = await teacherLogits(folder, all, { cacheDir: null, cacheDtype: 'float32', threads: 1 });
+      const modelSha = await sha256File(folder.onnxPath);
+      const cacheDir = join(dir, 'tl');
+      const remote = await teacherLogits(folder, all, {
+        cacheDir,
+        cacheDtype: 'float32',
+        threads: 1,
+        compute: (t) => emissionsViaQueue({ url: redis.url, queueName: queue, texts: t, modelSha, batch: 32, chunk: 25 }),
+      });
+      expect(remote.count).toBe(300);
+      expect(remote.fromCache).toBe(0);
+      let maxDiff = 0;
+      for (let i = 0; i < 300; i++) {
+        expect(remote.emissions[i].tokens).toEqual(local.emissions[i].tokens);
+        const a = remote.emissions[i].logits;
+        const b = local.emissions[i].logits;
+        expect(a.length).toBe(b.length);
+        for (let k = 0; k < a.length; k++) maxDiff = Math.max(maxDiff, Math.abs(a[k] - b[k]));
+      }
+      // different batch compositions pad differently: onnxruntime agrees to float32 rounding, not bit for bit
+      expect(maxDiff).toBeLessThan(1e-4);
+      // the cache the workers filled is read by a later local run without computing
+      const again = await teacherLogits(folder, all, { cacheDir, cacheDtype: 'float32', threads: 1 });
+      expect(again.fromCache).toBe(300);
+      expect(again.computeMs).toBe(0);
+      // a worker with another model refuses the job instead of answering wrongly
+      await expect(emissionsViaQueue({ url: redis.url, queueName: queue, texts: all.slice(0, 3), modelSha: '0'.repeat(64), batch: 32 })).rejects.toThrow(/different model/);
+    } finally {
+      for (const w of workers) w.kill('SIGTERM');
+    }
+  }, 120_000);
 });
