@@ -15,6 +15,7 @@ interface WorkerFlags extends ModelFlags {
   queueName: string;
   concurrency: number;
   lockMs: number;
+  name?: string;
 }
 
 async function runWorker(ctx: CliContext, flags: WorkerFlags): Promise<number> {
@@ -28,6 +29,7 @@ async function runWorker(ctx: CliContext, flags: WorkerFlags): Promise<number> {
     threads: flags.threads,
     concurrency: flags.concurrency,
     lockMs: flags.lockMs,
+    name: flags.name,
     onJob: (n) => {
       jobs++;
       texts += n;
@@ -59,6 +61,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--queue <url>', 'the Redis of the queue (redis://host:port)')
     .option('--queue-name <name>', 'BullMQ queue name (as given to predict)', DEFAULT_QUEUE_NAME)
     .option('--concurrency <n>', 'jobs processed at once', intOption('--concurrency', 1, 256), 1)
+    .option('--name <name>', 'worker name recorded on the jobs it takes (default host:pid)')
     .option('--lock-ms <ms>', 'job lock: a worker silent this long is taken for dead and its job redone', intOption('--lock-ms', 500, 3_600_000), 30_000);
   addThreadsOption(cmd);
   cmd.action(action(ctx, 'worker', (opts: WorkerFlags) => runWorker(ctx, opts)));

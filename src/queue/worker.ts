@@ -3,6 +3,7 @@
  * the shared Predictor pipeline (windows as the client asked) and its answer lines go to the run's result
  * hash under the chunk index (HSET: idempotent, so a retried job cannot duplicate answers).
  */
+import { hostname } from 'node:os';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { entitiesJson } from '../cli/predict.js';
@@ -20,6 +21,8 @@ export interface QueueWorkerOptions {
   concurrency?: number;
   /** Job lock time: a worker silent this long is taken for dead and its job retried (default 30 s). */
   lockMs?: number;
+  /** Worker name recorded on the jobs it takes (BullMQ processedBy; default hostname:pid). */
+  name?: string;
   /** Result hashes expire after this many seconds (default 1 day), so an abandoned run does not stay. */
   resultTtlS?: number;
   onJob?: (texts: number) => void;
@@ -77,6 +80,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     },
     {
       connection,
+      name: o.name ?? `${hostname()}:${process.pid}`,
       concurrency: o.concurrency ?? 1,
       lockDuration: lockMs,
       stalledInterval: Math.max(500, Math.round(lockMs / 2)),
