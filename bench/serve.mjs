@@ -21,6 +21,7 @@
  *
  *   1 worker        --workers 1 --max-batch 32 --max-wait-ms 5 --cache-size 0
  *   2 workers       --workers 2 --max-batch 32 --max-wait-ms 5 --cache-size 0
+ *   main thread     --workers 0 --max-batch 32 --max-wait-ms 5 --cache-size 0   (no pool: its overhead)
  *
  * and then floods a server with a small queue bound (`--flood 2000` requests at concurrency 512 against
  * --max-queue 64): every answer must be 200 or 429 (with Retry-After), none 5xx, none left hanging (30 s).
@@ -88,6 +89,7 @@ const SUITES = {
   workers: [
     { name: '1 worker', flags: ['--workers', '1', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
     { name: '2 workers', flags: ['--workers', '2', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+    { name: 'main thread', flags: ['--workers', '0', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
   ],
 };
 const CONFIGS = SUITES[args.suite];
