@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GraphError } from '../errors.js';
-import { connectionOf, jobId, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
+import { assertReachable, connectionOf, jobId, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
 
 export interface QueuePredictOptions {
   url: string;
@@ -61,6 +61,7 @@ export async function emissionsViaQueue(o: Omit<QueuePredictOptions, 'offsets'>)
 /** Enqueue the chunks, wait for every result field, return them in chunk order (and delete the hash). */
 async function runViaQueue(o: QueuePredictOptions, kind: 'predict' | 'emissions'): Promise<string[]> {
   const chunk = o.chunk ?? 100;
+  await assertReachable(o.url);
   const run = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
   const connection = connectionOf(o.url);
   const queue = new Queue(o.queueName, { connection });

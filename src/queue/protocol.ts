@@ -8,6 +8,7 @@
  * prints them in chunk order, and deletes the hash. A worker that dies holding a job loses its lock;
  * BullMQ's stalled-job check puts the job back for another worker.
  */
+import { Redis } from 'ioredis';
 import { InputError } from '../errors.js';
 
 export const DEFAULT_QUEUE_NAME = 'ranerc-predict';
@@ -58,4 +59,22 @@ export function connectionOf(url: string): { host: string; port: number; usernam
     ...(db !== undefined && Number.isInteger(db) ? { db } : {}),
     maxRetriesPerRequest: null,
   };
+}
+
+/** Fail fast (InputError, exit 2) when the queue's Redis does not answer PING within `ms`. */
+export async function assertReachable(url: string, ms = 5000): Promise<void> {
+  const c = connectionOf(url);
+  const r = new Redis({ ...c, maxRetriesPerRequest: 0, lazyConnect: true, connectTimeout: ms, retryStrategy: () => null });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    await r.ping();
+  } catch (e) {
+    throw new InputError(`cannot reach the queue's Redis at ${url}: ${e instanceof Error ? e.message : String(e)}`, {
+      hint: 'start redis-server there (or fix --queue host:port)',
+      cause: e,
+    });
+  } finally {
+    r.disconnect();
+  }
 }

@@ -10,7 +10,7 @@ import { entitiesJson } from '../cli/predict.js';
 import type { ModelFolder } from '../onnx/types.js';
 import { Predictor } from '../runtime/predict.js';
 import { sha256File } from '../util/fs.js';
-import { connectionOf, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
+import { assertReachable, connectionOf, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
 
 export interface QueueWorkerOptions {
   url: string;
@@ -35,6 +35,7 @@ export interface QueueWorker {
 }
 
 export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
+  await assertReachable(o.url);
   const modelSha = await sha256File(o.folder.onnxPath);
   const connection = connectionOf(o.url);
   const redis = new Redis({ ...connection, maxRetriesPerRequest: 20 });
