@@ -17,6 +17,16 @@
  *   node bench/serve.mjs [--model DIR] [--requests 2000] [--concurrency 32] [--distinct 500]
  *                        [--rounds 1] [--data FILE.jsonl] [--threads N] [--seed 7] [--json]
  *
+ * `--suite workers` compares inference worker threads instead (no cache, so every text runs the model):
+ *
+ *   1 worker        --workers 1 --max-batch 32 --max-wait-ms 5 --cache-size 0
+ *   2 workers       --workers 2 --max-batch 32 --max-wait-ms 5 --cache-size 0
+ *   main thread     --workers 0 --max-batch 32 --max-wait-ms 5 --cache-size 0   (no pool: its overhead)
+ *
+ * and then floods a server with a small queue bound (`--flood 2000` requests at concurrency 512 against
+ * --max-queue 64): every answer must be 200 or 429 (with Retry-After), none 5xx, none left hanging (30 s).
+ * The batching suite pins --workers 0 (the model on the main thread, as before the pool existed).
+ *
  * With --rounds R the configurations are run R times each, interleaved, and their rounds pooled
  * (throughput = all requests / all seconds; percentiles over all latencies): on a shared machine this
  * keeps a change of background load from favouring one configuration.
@@ -42,6 +52,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     seed: { type: 'string', default: '7' },
     rounds: { type: 'string', default: '1' },
+    suite: { type: 'string', default: 'batching' },
+    flood: { type: 'string', default: '2000' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -68,11 +80,23 @@ if (!existsSync(join(REPO, 'dist', 'cli', 'index.js'))) {
   process.exit(2);
 }
 
-const CONFIGS = [
-  { name: 'one-at-a-time', flags: ['--max-batch', '1', '--max-wait-ms', '0', '--cache-size', '0'] },
-  { name: 'micro-batching', flags: ['--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
-  { name: 'batching+cache', flags: ['--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '1024'] },
-];
+const SUITES = {
+  batching: [
+    { name: 'one-at-a-time', flags: ['--workers', '0', '--max-batch', '1', '--max-wait-ms', '0', '--cache-size', '0'] },
+    { name: 'micro-batching', flags: ['--workers', '0', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+    { name: 'batching+cache', flags: ['--workers', '0', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '1024'] },
+  ],
+  workers: [
+    { name: '1 worker', flags: ['--workers', '1', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+    { name: '2 workers', flags: ['--workers', '2', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+    { name: 'main thread', flags: ['--workers', '0', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0'] },
+  ],
+};
+const CONFIGS = SUITES[args.suite];
+if (!CONFIGS) {
+  console.error(`bench/serve: --suite must be one of ${Object.keys(SUITES).join(', ')}`);
+  process.exit(2);
+}
 
 /** mulberry32 */
 function rng(seed) {
@@ -100,7 +124,7 @@ const warm = sentences.slice(DISTINCT, DISTINCT + 64);
 const r = rng(Number(args.seed));
 const stream = Array.from({ length: N }, () => pool[Math.floor(r() * pool.length)]);
 
-function post(url, agent, text) {
+function post(url, agent, text, timeoutMs = 0) {
   const u = new URL(url);
   const body = JSON.stringify({ text });
   return new Promise((resolve) => {
@@ -110,11 +134,12 @@ function post(url, agent, text) {
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0, retryAfter: res.headers['retry-after'] }));
         res.on('error', (e) => resolve({ status: 0, body: String(e), ms: performance.now() - t0 }));
       },
     );
     req.on('error', (e) => resolve({ status: 0, body: String(e), ms: performance.now() - t0 }));
+    if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error('hung: no answer in time')));
     req.end(body);
   });
 }
@@ -318,4 +343,51 @@ if (args.json) {
   console.log('grouping each batch by token length; shared: cache misses answered by an identical text already in flight');
   for (const x of results) for (const s of x.samples) console.log(`  ${x.config}: ${s}`);
 }
-process.exitCode = totalErrors === 0 ? 0 : 1;
+
+/** Flood a server whose queue holds 64 texts: answers must be 200 or 429 with Retry-After, none 5xx or hanging. */
+async function flood() {
+  const n = Number(args.flood);
+  const conc = 512;
+  const srv = await startServer(['--workers', '2', '--max-queue', '64', '--max-batch', '32', '--max-wait-ms', '5', '--cache-size', '0']);
+  const agent = new Agent({ keepAlive: true, maxSockets: conc });
+  const counts = new Map();
+  let noRetryAfter = 0;
+  try {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: conc }, async () => {
+        while (next < n) {
+          const i = next++;
+          const res = await post(srv.url, agent, stream[i % stream.length], 30_000);
+          const k = res.status === 0 ? (res.body.includes('hung') ? 'hung' : 'conn-error') : String(res.status);
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+          if (res.status === 429 && !(Number(res.retryAfter) >= 1)) noRetryAfter++;
+        }
+      }),
+    );
+    const wall = (performance.now() - t0) / 1000;
+    return { requests: n, concurrency: conc, max_queue: 64, seconds: wall, statuses: Object.fromEntries(counts), missing_retry_after: noRetryAfter };
+  } finally {
+    agent.destroy();
+    srv.proc.kill('SIGTERM');
+    await srv.exit;
+  }
+}
+
+let floodResult;
+if (args.suite === 'workers' && Number(args.flood) > 0) {
+  floodResult = await flood();
+  const bad = Object.entries(floodResult.statuses).filter(([k]) => k !== '200' && k !== '429');
+  if (args.json) console.log(JSON.stringify({ bench: 'serve-flood', environment: env, flood: floodResult }, null, 2));
+  else {
+    console.log('');
+    console.log(
+      `flood: ${floodResult.requests} requests at concurrency ${floodResult.concurrency} against --max-queue 64 in ${floodResult.seconds.toFixed(1)} s: ` +
+        Object.entries(floodResult.statuses).map(([k, v]) => `${k} × ${v}`).join(', ') +
+        (floodResult.missing_retry_after ? `; ${floodResult.missing_retry_after} 429s without Retry-After` : '; every 429 had Retry-After'),
+    );
+  }
+  if (bad.length > 0 || floodResult.missing_retry_after > 0 || !floodResult.statuses['429']) process.exitCode = 1;
+}
+if (process.exitCode !== 1) process.exitCode = totalErrors === 0 ? 0 : 1;

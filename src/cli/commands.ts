@@ -10,9 +10,10 @@ import * as prune from './prune.js';
 import * as quantize from './quantize.js';
 import * as run from './run.js';
 import * as serve from './serve.js';
+import * as worker from './worker.js';
 
 /**
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, run, convert];
+export const subcommands: SubcommandModule[] = [inspect, convert, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, worker, run];

@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import type { BackendPreference } from '../autodiff/backend.js';
 import { UsageError } from '../errors.js';
+import { DEFAULT_QUEUE_NAME } from '../queue/protocol.js';
 import { distillStudent, distillTable, writeDistillReport, type DistillProgress } from '../distill/index.js';
 import type { KdLossName, TemperatureScheduleName } from '../distill/loss.js';
 import type { StudentKind } from '../distill/students.js';
@@ -18,6 +19,8 @@ import { addReportOptions, addThreadsOption, type ReportFlags } from './options.
 
 interface DistillFlags extends ReportFlags {
   teacher: string;
+  teacherQueue?: string;
+  queueName: string;
   train: string;
   dev: string;
   out: string;
@@ -128,6 +131,7 @@ async function runDistill(ctx: CliContext, flags: DistillFlags): Promise<number>
       backend: flags.backend,
       cacheDir: flags.cache ? flags.cacheDir : null,
       cacheDtype: flags.cacheDtype,
+      ...(flags.teacherQueue !== undefined ? { teacherQueue: { url: flags.teacherQueue, queueName: flags.queueName } } : {}),
       skipUnknownTypes: flags.skipUnknownTypes,
       init: flags.init,
       benchSeconds: flags.benchSeconds,
@@ -199,6 +203,8 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--backend <name>', 'tfjs backend for training').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .option('--cache-dir <dir>', 'teacher-logit cache folder (default .ranerc-cache/teacher-logits)')
     .option('--no-cache', 'neither read nor write the teacher-logit cache')
+    .option('--teacher-queue <url>', 'compute the teacher logits on `ranerc worker --model TEACHER` processes through this Redis job queue (they fill the cache)')
+    .option('--queue-name <name>', 'BullMQ queue name of --teacher-queue', DEFAULT_QUEUE_NAME)
     .addOption(new Option('--cache-dtype <t>', 'teacher-logit cache storage').choices(['float16', 'float32']).default('float16'))
     .option('--skip-unknown-types', 'skip gold entities whose type the teacher lacks (default: error)');
   addThreadsOption(cmd);

@@ -9,7 +9,10 @@ import { UsageError } from '../errors.js';
 import { readTextLines, toJsonlRecord, type OffsetUnit } from '../ner/data.js';
 import type { Entity } from '../ner/types.js';
 import { withProgress } from '../report/progress.js';
+import { predictViaQueue } from '../queue/client.js';
+import { DEFAULT_QUEUE_NAME } from '../queue/protocol.js';
 import { Predictor } from '../runtime/predict.js';
+import { sha256File } from '../util/fs.js';
 import { action, intOption, type CliContext } from './context.js';
 import {
   addModelOptions,
@@ -25,6 +28,9 @@ interface PredictFlags extends ModelFlags, WindowFlags {
   file?: string;
   batch: number;
   offsets: string;
+  queue?: string;
+  queueName: string;
+  chunk: number;
 }
 
 /**
@@ -53,6 +59,24 @@ async function runPredict(ctx: CliContext, texts: string[], flags: PredictFlags)
     });
   }
   const folder = await openModelFolder(flags);
+  if (flags.queue !== undefined) {
+    // spread over `ranerc worker` processes through the BullMQ queue; answers come back in input order
+    const lines = await withProgress('predict (queue)', all.length, { interactive: ctx.interactive && all.length > 1000 }, async (bar) =>
+      predictViaQueue({
+        url: flags.queue!,
+        queueName: flags.queueName,
+        texts: all,
+        modelSha: await sha256File(folder.onnxPath),
+        offsets,
+        ...windowOptions(flags),
+        batch: flags.batch,
+        chunk: flags.chunk,
+        onProgress: (done) => bar.update(done, 'texts'),
+      }),
+    );
+    ctx.out(lines.map((l) => `${l}\n`).join(''));
+    return 0;
+  }
   const predictor = await Predictor.open(folder, {
     ...windowOptions(flags),
     threads: flags.threads,
@@ -79,7 +103,10 @@ export function register(program: Command, ctx: CliContext): void {
   cmd
     .option('-f, --file <file>', 'a UTF-8 file with one text per line (blank lines are skipped)')
     .option('--batch <n>', 'windows per onnxruntime run', intOption('--batch', 1, 4096), 32)
-    .option('--offsets <unit>', 'what start/end count: codepoint (as Python, the default) or utf16', 'codepoint');
+    .option('--offsets <unit>', 'what start/end count: codepoint (as Python, the default) or utf16', 'codepoint')
+    .option('--queue <url>', 'send the texts to `ranerc worker` processes through a Redis job queue (redis://host:port)')
+    .option('--queue-name <name>', 'BullMQ queue name (workers must use the same)', DEFAULT_QUEUE_NAME)
+    .option('--chunk <n>', 'texts per queue job', intOption('--chunk', 1, 100_000), 100);
   addWindowOptions(cmd);
   addThreadsOption(cmd);
   cmd.action(action(ctx, 'predict', (texts: string[], opts: PredictFlags) => runPredict(ctx, texts, opts)));

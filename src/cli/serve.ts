@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { physicalCores } from '../serve/cores.js';
 import { createServer, SERVE_DEFAULTS, type RanercServer } from '../serve/server.js';
 import { action, intOption, numberOption, type CliContext } from './context.js';
 import { addModelOptions, addThreadsOption, addWindowOptions, openModelFolder, windowOptions, type ModelFlags, type WindowFlags } from './options.js';
@@ -18,6 +19,13 @@ interface ServeFlags extends ModelFlags, WindowFlags {
   maxTextChars: number;
   maxTexts: number;
   maxBodyBytes: number;
+  workers: number;
+  maxQueue: number;
+  redis?: string;
+  cacheTtl: number;
+  rateLimit: number;
+  cors?: string;
+  lazy?: boolean;
 }
 
 /** Resolves when the process gets SIGINT or SIGTERM (the handlers are removed then). */
@@ -48,6 +56,13 @@ async function runServe(ctx: CliContext, flags: ServeFlags): Promise<number> {
       maxTexts: flags.maxTexts,
       maxBodyBytes: flags.maxBodyBytes,
       threads: flags.threads,
+      workers: flags.workers,
+      maxQueue: flags.maxQueue,
+      redis: flags.redis,
+      cacheTtl: flags.cacheTtl,
+      rateLimit: flags.rateLimit,
+      cors: flags.cors,
+      lazy: flags.lazy,
       ...windowOptions(flags),
     });
   } catch (e) {
@@ -68,7 +83,8 @@ async function runServe(ctx: CliContext, flags: ServeFlags): Promise<number> {
   ctx.out(`ranerc serve: ${server.url}\n`);
   ctx.err(
     `model ${info.model} (${info.decoder}, ${info.scheme}: ${info.types.join(', ')}); ` +
-      `max batch ${flags.maxBatch}, max wait ${flags.maxWaitMs} ms, cache ${flags.cacheSize}; POST ${server.url}/predict; Ctrl+C stops\n`,
+      `${flags.workers} worker${flags.workers === 1 ? '' : 's'}, max batch ${flags.maxBatch}, max wait ${flags.maxWaitMs} ms, queue ${flags.maxQueue}, ` +
+      `cache ${flags.cacheSize}${flags.redis ? ` + Redis (TTL ${flags.cacheTtl} s)` : ''}${flags.lazy ? ', lazy load' : ''}; POST ${server.url}/predict; Ctrl+C stops\n`,
   );
   const sig = await signal;
   ctx.err(`ranerc serve: ${sig}: finishing requests in flight and shutting down\n`);
@@ -114,7 +130,19 @@ export function register(program: Command, ctx: CliContext): void {
       'largest request body in bytes; larger bodies get 413',
       intOption('--max-body-bytes', 16, 1 << 30),
       SERVE_DEFAULTS.maxBodyBytes,
-    );
+    )
+    .option(
+      '--workers <n>',
+      'inference worker threads, each with its own onnxruntime session (0 = run the model on the main thread)',
+      intOption('--workers', 0, 256),
+      physicalCores(),
+    )
+    .option('--max-queue <n>', 'most texts waiting for the model; more get 429 with Retry-After', intOption('--max-queue', 1, 10_000_000), SERVE_DEFAULTS.maxQueue)
+    .option('--redis <url>', 'shared answer cache in Redis (redis://host:port), behind the LRU; replicas with the same model share it')
+    .option('--cache-ttl <s>', 'lifetime of Redis cache entries in seconds (0 = no expiry)', intOption('--cache-ttl', 0, 1 << 30), SERVE_DEFAULTS.cacheTtl)
+    .option('--rate-limit <n>', 'requests per minute per client address on /predict (0 = no limit)', intOption('--rate-limit', 0, 10_000_000), 0)
+    .option('--cors <origin>', 'allow cross-origin requests from ORIGIN ("*", one origin, or a comma-separated list)')
+    .option('--lazy', 'load the model on the first request (/healthz says "loading" until ready)');
   addWindowOptions(cmd);
   addThreadsOption(cmd);
   cmd.action(action(ctx, 'serve', (opts: ServeFlags) => runServe(ctx, opts)));

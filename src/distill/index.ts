@@ -27,6 +27,7 @@ import { encodeModel } from '../onnx/codec.js';
 import { loadModel } from '../onnx/external.js';
 import { loadModelFolder, writeModelFolder } from '../onnx/folder.js';
 import type { ModelFolder, Provenance } from '../onnx/types.js';
+import { emissionsViaQueue } from '../queue/client.js';
 import { newReport, ranercVersion } from '../report/environment.js';
 import { summarizeData, summarizeModel } from '../report/models.js';
 import type { ModelSummary, Report } from '../report/schema.js';
@@ -100,6 +101,8 @@ export interface DistillOptions {
   /** Teacher-logit cache folder (null: no cache). */
   cacheDir?: string | null;
   cacheDtype?: CacheDtype;
+  /** Compute the teacher logits on `ranerc worker` processes through this Redis job queue (src/queue/). */
+  teacherQueue?: { url: string; queueName: string };
   /** Share of `maxMinutes` the teacher-logit pass may use (default 0.4). */
   teacherShare?: number;
   skipUnknownTypes?: boolean;
@@ -280,6 +283,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       limit: wanted,
       deadline: budgetMs === undefined ? undefined : tStart + budgetMs * teacherShare,
       onProgress: (done, total) => opts.onProgress?.({ phase: 'teacher', done, total }),
+      ...(opts.teacherQueue ? { compute: await queueCompute(teacher, opts.teacherQueue) } : {}),
     },
   );
   if (tl.count === 0) {
@@ -587,3 +591,12 @@ export function curvesPicture(distilled: TrainResult, hard: TrainResult | undefi
 }
 
 export { distillTable, writeDistillReport } from './report.js';
+
+/** Teacher logits from `ranerc worker` processes (same teacher folder, checked by its SHA-256). */
+async function queueCompute(
+  teacher: ModelFolder,
+  q: { url: string; queueName: string },
+): Promise<(texts: string[]) => Promise<Array<{ tokens: number; logits: Float32Array }>>> {
+  const modelSha = await sha256File(teacher.onnxPath);
+  return (texts) => emissionsViaQueue({ url: q.url, queueName: q.queueName, texts, modelSha, batch: 32 });
+}

@@ -39,6 +39,12 @@ export interface TeacherLogitsOptions {
   /** Texts per chunk between deadline checks and progress reports (default 256). */
   chunkTexts?: number;
   onProgress?: (doneTexts: number, totalTexts: number) => void;
+  /**
+   * Compute the logits elsewhere (e.g. `ranerc worker` processes through the job queue,
+   * src/queue/client.ts emissionsViaQueue): per text its token count and row-major logits, in order.
+   * Tokens are still made here and must match the counts.
+   */
+  compute?: (texts: string[]) => Promise<Array<{ tokens: number; logits: Float32Array }>>;
 }
 
 export interface TeacherLogits {
@@ -142,6 +148,20 @@ function decodeCache(bytes: Uint8Array, key: string, L: number, path: string): C
   return { counts, logits };
 }
 
+/** Pair logits computed elsewhere with this tokenizer's tokens (the counts must agree). */
+function remoteEmissions(predictor: Predictor, texts: string[], got: Array<{ tokens: number; logits: Float32Array }>, L: number): TextEmissions[] {
+  if (got.length !== texts.length) throw new InputError(`the remote teacher returned logits for ${got.length} of ${texts.length} texts`, { hint: 'check the workers\' logs' });
+  return texts.map((t, i) => {
+    const tokens = predictor.tokenizer.tokenize(t);
+    if (tokens.length !== got[i].tokens || got[i].logits.length !== tokens.length * L) {
+      throw new InputError(`the remote teacher gave ${got[i].tokens} tokens × ${L} labels for text ${i + 1}, the local tokenizer ${tokens.length}`, {
+        hint: 'run the workers with the same teacher folder (same vocab and settings)',
+      });
+    }
+    return { tokens, logits: got[i].logits };
+  });
+}
+
 /**
  * Teacher logits of `texts` (in order), from the cache where it has them, computed for the rest until
  * the deadline. The returned emissions always cover a prefix of `texts`.
@@ -181,7 +201,7 @@ export async function teacherLogits(folder: ModelFolder, texts: readonly string[
         fromCache = emissions.length;
       }
     }
-    const chunk = opts.chunkTexts ?? 256;
+    const chunk = opts.chunkTexts ?? (opts.compute ? 4096 : 256);
     const t0 = performance.now();
     let computedTokens = 0;
     opts.onProgress?.(emissions.length, wanted);
@@ -190,7 +210,8 @@ export async function teacherLogits(folder: ModelFolder, texts: readonly string[
       const start = emissions.length;
       const part = texts.slice(start, Math.min(wanted, start + chunk)) as string[];
       predictor.onProgress = (done) => opts.onProgress?.(start + done, wanted);
-      const ems = await predictor.emissions(part);
+      const ems = opts.compute ? remoteEmissions(predictor, part, await opts.compute(part), L) : await predictor.emissions(part);
+      if (opts.compute) opts.onProgress?.(start + part.length, wanted);
       for (const e of ems) {
         emissions.push(e);
         computedTokens += e.tokens.length;

@@ -128,12 +128,14 @@ describe('POST /predict answers', () => {
     expect(m.get('ranerc_http_requests_total{method="GET",route="unmatched",status="400"}')).toBe(1);
     expect(m.get('ranerc_http_errors_total{code="bad_url"}')).toBe(1);
     expect(m.get('ranerc_http_request_duration_seconds_count{route="/predict"}')).toBe(4);
-    expect(m.get('ranerc_http_request_duration_seconds_bucket{route="/predict",le="+Inf"}')).toBe(4);
+    expect(m.get('ranerc_http_request_duration_seconds_bucket{le="+Inf",route="/predict"}')).toBe(4);
     expect(m.get('ranerc_predict_texts_total')).toBe(3);
     expect(m.get('ranerc_batch_size_sum')).toBe(3);
     expect(m.get('ranerc_model_info{model="bio-crf-op14",decoder="crf",scheme="BIO",labels="7",window="62"}')).toBe(1);
     // cumulative buckets never decrease
-    const buckets = [...m.entries()].filter(([k]) => k.startsWith('ranerc_http_request_duration_seconds_bucket{route="/predict"'));
+    // (prom-client writes the le label first; Prometheus does not care about label order)
+    const buckets = [...m.entries()].filter(([k]) => k.startsWith('ranerc_http_request_duration_seconds_bucket{') && k.endsWith(',route="/predict"}'));
+    expect(buckets.length).toBe(14);
     for (let i = 1; i < buckets.length; i++) expect(buckets[i][1]).toBeGreaterThanOrEqual(buckets[i - 1][1]);
     expect(r.body).toContain('# TYPE ranerc_http_request_duration_seconds histogram');
   });
