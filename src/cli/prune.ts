@@ -16,6 +16,7 @@ import { reportProblem } from '../report/schema.js';
 import { fmt, renderTable } from '../report/table.js';
 import { reportJson, resolveReportDir } from '../report/write.js';
 import { HEATMAP_FILE, pruneModelFolder, type PruneResult } from '../prune/prune.js';
+import type { ImportanceLoss } from '../prune/importance.js';
 import { atomicWriteDir } from '../util/fs.js';
 import { action, intOption, numberOption, type CliContext } from './context.js';
 import { addReportOptions, addThreadsOption, addWindowOptions, type ReportFlags, type WindowFlags } from './options.js';
@@ -26,6 +27,7 @@ interface PruneFlags extends ReportFlags, WindowFlags {
   labels?: string | false;
   vocab?: string;
   data: string;
+  importanceLoss?: string;
   ratio: number;
   out: string;
   iterations: number;
@@ -97,6 +99,20 @@ export function pruneSummary(r: PruneResult): string {
   return out.join('\n');
 }
 
+const IMPORTANCE_LOSSES = ['ce', 'crf', 'kl'] as const;
+
+/** --importance-loss as the library's kind (undefined: the folder decides). */
+export function importanceLossFlag(v: string | undefined): ImportanceLoss | undefined {
+  if (v === undefined) return undefined;
+  const k = IMPORTANCE_LOSSES.find((x) => x === v);
+  if (!k) {
+    throw new UsageError(`--importance-loss must be ce, crf or kl, got "${v}"`, {
+      hint: 'crf needs crf.json in the folder; kl needs no labels (it compares to the original model)',
+    });
+  }
+  return k;
+}
+
 async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
   if (!BACKENDS.includes(flags.backend)) {
     throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${flags.backend}"`, {
@@ -123,6 +139,7 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     iterations: flags.iterations,
     allowEmptyLayers: flags.allowEmptyLayers,
     target: flags.labels === false ? 'predicted' : 'gold',
+    importanceLoss: importanceLossFlag(flags.importanceLoss),
     skipUnknownTypes: flags.skipUnknownTypes,
     maxSentences: flags.maxSentences,
     eval: flags.eval,
@@ -173,6 +190,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--ratio <r>', 'fraction of all heads to remove: round(r × heads)', numberOption('--ratio', 0, 1))
     .requiredOption('-o, --out <dir>', 'output model folder')
     .option('--iterations <k>', 'prune in k rounds, rescoring between them', intOption('--iterations', 1, 1000), 1)
+    .option('--importance-loss <kind>', 'crf (CRF NLL; default with crf.json), ce (token cross-entropy; default otherwise) or kl (label-free, KL to the original logits; best for later --iterations rounds)')
     .option('--no-labels', "score with the loss to the model's own argmax predictions instead of gold labels")
     .option('--ffn-ratio <r>', 'also remove this fraction of all FFN intermediate neurons', numberOption('--ffn-ratio', 0, 0.99))
     .option('--eval <file>', 'labelled test data: F1 before → pruned (→ fine-tuned)')

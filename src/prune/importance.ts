@@ -19,8 +19,79 @@ import type { BackendPreference } from '../autodiff/backend.js';
 import { findNode, type AttentionBlock } from '../onnx/attention.js';
 import type { onnx } from '../onnx/codec.js';
 import type { ScoringBatch } from './data.js';
+import { hostLossOp, tokenLossValue } from '../autodiff/train/loss.js';
+import type { CrfArrays } from '../distill/crf.js';
+import type { CrfParams } from '../ner/types.js';
 
 export type LossTarget = 'gold' | 'predicted';
+
+/**
+ * The loss whose gate gradients are the importance:
+ * - `ce`: token cross-entropy (to gold labels or to the model's argmax, see `target`);
+ * - `crf`: the linear-chain CRF negative log-likelihood of each row's window (needs `crf`), the
+ *   objective the folder is decoded and fine-tuned with;
+ * - `kl`: label-free KL(p_reference ‖ p_model) per counted token, p_reference = softmax of the
+ *   `reference` model's logits (the original model). At the reference itself this gradient is exactly
+ *   0, so it only tells heads apart once the model has drifted (later rounds); see prune.ts.
+ */
+export type ImportanceLoss = 'ce' | 'crf' | 'kl';
+
+/** Row lengths of a batch's windows (positions 1 … lens[r], between [CLS] and [SEP]). */
+export function windowLengths(b: ScoringBatch): Int32Array {
+  const lens = new Int32Array(b.batch);
+  for (let r = 0; r < b.batch; r++) {
+    let n = 0;
+    for (let t = 0; t < b.seqLen; t++) n += b.mask[r * b.seqLen + t];
+    lens[r] = Math.max(0, n - 2);
+  }
+  return lens;
+}
+
+/** Σ_t mask_t · KL(softmax(ref_t) ‖ softmax(z_t)) with ∂/∂z added to `grad` (pure; logits [N, L] flat). */
+export function klLossValue(
+  logits: ArrayLike<number>,
+  reference: ArrayLike<number>,
+  L: number,
+  mask: ArrayLike<number>,
+  grad?: Float32Array,
+): number {
+  if (logits.length !== reference.length) throw new RangeError(`logits have ${logits.length} values, the reference ${reference.length}`);
+  const N = logits.length / L;
+  const p = new Float64Array(L);
+  const q = new Float64Array(L);
+  let sum = 0;
+  for (let i = 0; i < N; i++) {
+    const w = mask[i];
+    if (w === 0) continue;
+    const o = i * L;
+    let mp = -Infinity;
+    let mq = -Infinity;
+    for (let j = 0; j < L; j++) {
+      if (reference[o + j] > mp) mp = reference[o + j];
+      if (logits[o + j] > mq) mq = logits[o + j];
+    }
+    let zp = 0;
+    let zq = 0;
+    for (let j = 0; j < L; j++) {
+      p[j] = Math.exp(reference[o + j] - mp);
+      q[j] = Math.exp(logits[o + j] - mq);
+      zp += p[j];
+      zq += q[j];
+    }
+    const lzp = Math.log(zp);
+    const lzq = Math.log(zq);
+    for (let j = 0; j < L; j++) {
+      const pj = p[j] / zp;
+      if (pj > 0) sum += w * pj * (reference[o + j] - mp - lzp - (logits[o + j] - mq - lzq));
+      if (grad) grad[o + j] += w * (q[j] / zq - pj);
+    }
+  }
+  return sum;
+}
+
+function crfArrays(c: CrfParams): CrfArrays {
+  return { L: c.labels.length, trans: c.transitions.flat(), start: c.start, end: c.end };
+}
 
 export interface ImportanceOptions {
   /** Cross-entropy to the gold labels (default) or to the model's own argmax predictions. */
@@ -29,6 +100,12 @@ export interface ImportanceOptions {
   ffn?: boolean;
   /** tfjs backend (default 'auto': tfjs-node when installed, else wasm). */
   backend?: BackendPreference;
+  /** Which loss (default 'ce'). */
+  loss?: ImportanceLoss;
+  /** CRF parameters (needed by loss 'crf'). */
+  crf?: CrfParams;
+  /** The model whose output distribution loss 'kl' compares to (needed by 'kl'). */
+  reference?: onnx.IModelProto;
   /** Called after each batch with the number of batches done. */
   onBatch?: (done: number, total: number) => void;
 }
@@ -42,7 +119,7 @@ export interface ImportanceResult {
   tokens: number;
   /** Model input rows scored. */
   rows: number;
-  /** Mean token cross-entropy over the data (with every gate at 1). */
+  /** Mean loss per counted token over the data (with every gate at 1). */
   loss: number;
   /** The tfjs backend that ran. */
   backend: string;
@@ -153,8 +230,13 @@ export async function computeImportance(
 ): Promise<ImportanceResult> {
   const t0 = performance.now();
   const target = opts.target ?? 'gold';
+  const lossKind: ImportanceLoss = opts.loss ?? 'ce';
+  if (lossKind === 'crf' && !opts.crf) throw new UsageError('the CRF importance loss needs CRF parameters', { hint: 'add crf.json to the folder or use --importance-loss ce' });
+  if (lossKind === 'kl' && !opts.reference) throw new UsageError('the KL importance loss needs the reference model', { hint: 'this is a ranerc bug; please report it' });
+  const crf = opts.crf ? crfArrays(opts.crf) : undefined;
   const gates = [...headGates(model, blocks), ...(opts.ffn ? neuronGates(blocks) : [])];
   const ex = await OnnxExecutor.create(model, { trainable: 'none', backend: opts.backend });
+  const refEx = lossKind === 'kl' && opts.reference ? await OnnxExecutor.create(opts.reference, { trainable: 'none', backend: opts.backend }) : undefined;
   const sums = gates.map((g) => new Float64Array(g.units));
   let tokens = 0;
   let rows = 0;
@@ -168,6 +250,15 @@ export async function computeImportance(
       const lossMask = tf.tensor(b.lossMask, [b.batch, b.seqLen], 'float32');
       const gold = tf.tensor(b.labels, [b.batch, b.seqLen], 'int32');
       const xs = gates.map((g) => tf.ones([b.batch, g.units]));
+      let refLogits: Float32Array | undefined;
+      if (refEx) {
+        const refName = refEx.outputs[0].name;
+        const refFeeds = feedsFor(refEx, b);
+        const out = refEx.run(refFeeds, { outputs: [refName] })[refName];
+        refLogits = (await out.data()) as Float32Array;
+        tf.dispose([out, ...Object.values(refFeeds)]);
+      }
+      const lens = lossKind === 'crf' ? windowLengths(b) : undefined;
       const byTensor = new Map<string, number>(gates.map((g, k) => [g.tensor, k]));
       const f = (...gs: tf.Tensor[]): tf.Scalar => {
         const tensors: Record<string, (v: tf.Tensor) => tf.Tensor> = {};
@@ -184,6 +275,14 @@ export async function computeImportance(
           };
         }
         const logits = ex.run(feeds, { outputs: [logitsName], hooks: { tensors } })[logitsName];
+        if (lossKind === 'crf' && lens) {
+          const t = { rows: b.batch, seq: b.seqLen, lens, tags: b.labels, ceMask: new Uint8Array(0) };
+          return hostLossOp(logits, undefined, (lg, L, _c, grad) => tokenLossValue(lg, L, t, 'crf', 1, crf, { logits: grad.logits }));
+        }
+        if (lossKind === 'kl' && refLogits) {
+          const ref = refLogits;
+          return hostLossOp(logits, undefined, (lg, L, _c, grad) => klLossValue(lg, ref, L, b.lossMask, grad.logits));
+        }
         const logp = tf.logSoftmax(logits);
         const labels = target === 'gold' ? gold : tf.argMax(logits, -1);
         const nll = tf.neg(tf.sum(tf.mul(logp, tf.oneHot(tf.cast(labels, 'int32'), logits.shape[logits.rank - 1])), -1));
@@ -204,13 +303,14 @@ export async function computeImportance(
       });
       lossSum += (await value.data())[0];
       tf.dispose([value, ...grads, ...per, ...xs, lossMask, gold, ...Object.values(feeds)]);
-      tokens += b.tokens;
+      tokens += lens ? lens.reduce((a, n) => a + n, 0) : b.tokens;
       rows += b.batch;
       opts.onBatch?.(i + 1, batches.length);
     }
   } finally {
     try {
       ex.dispose();
+      refEx?.dispose();
     } catch {
       // after a wasm abort the heap is gone; the error that caused it is what matters
     }

@@ -58,6 +58,8 @@ export interface PruneDetails {
   ffnRatio: number;
   iterations: number;
   target: 'gold' | 'predicted';
+  /** Importance loss (absent in reports before it existed: cross-entropy). */
+  importanceLoss?: 'ce' | 'crf' | 'kl';
   allowEmptyLayers: boolean;
   heads: { before: number; removed: number; after: number };
   neurons?: { before: number; removed: number; after: number };
@@ -109,7 +111,9 @@ export function renderPruneDetails(report: Report): string {
   const out: string[] = ['## Pruning', ''];
   out.push(
     `Removed ${d.heads.removed} of ${d.heads.before} attention heads (ratio ${d.ratio}, ${d.iterations} round${d.iterations === 1 ? '' : 's'}, ` +
-      `loss to ${d.target === 'gold' ? 'gold labels' : "the model's own predictions"})` +
+      (d.importanceLoss === 'kl'
+        ? "importance by KL to the original model's logits (round 1: cross-entropy to its predictions))"
+        : `importance by ${d.importanceLoss === 'crf' ? 'CRF negative log-likelihood' : 'token cross-entropy'} to ${d.target === 'gold' ? 'gold labels' : "the model's own predictions"})`) +
       (d.neurons ? ` and ${d.neurons.removed} of ${d.neurons.before} FFN neurons (ratio ${d.ffnRatio})` : '') +
       '.',
   );

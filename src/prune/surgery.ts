@@ -57,6 +57,13 @@ export interface SurgeryResult {
   ffnAfter: Array<number | undefined>;
   /** Layers whose attention was removed entirely. */
   emptiedLayers: number[];
+  /** Layers whose FFN was removed entirely (output = the FFN output bias). */
+  ffnRemovedLayers: number[];
+  /**
+   * Layers with attention and FFN both removed: nothing of the layer but its constant biases and
+   * LayerNorms remains (post-LN BERT: LN2(LN1(x + b_O) + b_FFN), the function gating all to zero gives).
+   */
+  removedLayers: number[];
   /** Nodes and initializers dropped as dead code. */
   removedNodes: number;
   removedInitializers: number;
@@ -612,38 +619,53 @@ function pruneHeads(ed: Editor, b: AttentionBlock, remove: number[]): void {
   keepInputs(ed, b.output, cols, `layer ${b.layer} attention output projection`);
 }
 
-/** Replace a layer's attention output by the output projection's bias (all heads removed). */
-function removeAttention(ed: Editor, b: AttentionBlock): void {
-  refuseQuantized(b.output, `layer ${b.layer} attention output projection`);
-  const out = b.output.output;
+/**
+ * Replace the output of `lin` (a projection whose every input feature is removed) by its bias, a
+ * constant [hidden] initializer that the following residual Add broadcasts: exactly what gating all
+ * its inputs to zero computes, without the projection (or anything only it read).
+ */
+function replaceByBias(ed: Editor, lin: LinearRef, layer: number, what: string, tag: string): void {
+  refuseQuantized(lin, `layer ${layer} ${what}`);
+  const out = lin.output;
   if ((ed.graph.output ?? []).some((o) => o.name === out)) {
-    throw new GraphError(`the attention output "${out}" of layer ${b.layer} is a graph output`, {
-      node: b.output.node,
-      hint: 'keep at least one head in this layer (leave out --allow-empty-layers)',
+    throw new GraphError(`the ${what} output "${out}" of layer ${layer} is a graph output`, {
+      node: lin.node,
+      hint: 'keep at least one head / neuron in this layer (leave out --allow-empty-layers)',
     });
   }
-  const w = ed.init(b.output.weight, 'attention output weight', b.output.node);
+  const hidden = lin.outFeatures;
+  const w = ed.init(lin.weight, `${what} weight`, lin.node);
   let bias: onnx.TensorProto;
-  if (b.output.bias) {
-    const t = ed.init(b.output.bias.initializer, 'attention output bias', b.output.bias.node);
-    if (elementCount(dimsOf(t)) !== b.hidden) {
-      throw new GraphError(`the attention output bias of layer ${b.layer} has ${elementCount(dimsOf(t))} values, expected ${b.hidden}`, {
-        node: b.output.bias.node,
+  if (lin.bias) {
+    const t = ed.init(lin.bias.initializer, `${what} bias`, lin.bias.node);
+    if (elementCount(dimsOf(t)) !== hidden) {
+      throw new GraphError(`the ${what} bias of layer ${layer} has ${elementCount(dimsOf(t))} values, expected ${hidden}`, {
+        node: lin.bias.node,
         hint: 'ranerc needs a per-feature output bias',
       });
     }
-    bias = new onnx.TensorProto({ dataType: t.dataType, dims: [b.hidden], rawData: new Uint8Array(tensorRawBytes(t)) });
+    bias = new onnx.TensorProto({ dataType: t.dataType, dims: [hidden], rawData: new Uint8Array(tensorRawBytes(t)) });
   } else {
-    const es = rawElementSize(w, 'attention output weight');
-    bias = new onnx.TensorProto({ dataType: w.dataType, dims: [b.hidden], rawData: new Uint8Array(b.hidden * es) });
+    const es = rawElementSize(w, `${what} weight`);
+    bias = new onnx.TensorProto({ dataType: w.dataType, dims: [hidden], rawData: new Uint8Array(hidden * es) });
   }
-  const name = ed.addInit(`layer${b.layer}.attention_removed.output`, bias);
+  const name = ed.addInit(`layer${layer}.${tag}.output`, bias);
   for (const node of [...ed.graph.node]) {
     const ins = node.input ?? [];
     if (!ins.includes(out)) continue;
     const e = ed.edit(node);
     e.input = (e.input ?? []).map((i) => (i === out ? name : i));
   }
+}
+
+/** Replace a layer's attention output by the output projection's bias (all heads removed). */
+function removeAttention(ed: Editor, b: AttentionBlock): void {
+  replaceByBias(ed, b.output, b.layer, 'attention output projection', 'attention_removed');
+}
+
+/** Replace a layer's FFN output by the output dense's bias (all neurons removed). */
+function removeFfn(ed: Editor, b: AttentionBlock, ffn: NonNullable<AttentionBlock['ffn']>): void {
+  replaceByBias(ed, ffn.output, b.layer, 'FFN output dense', 'ffn_removed');
 }
 
 // ------------------------------------------------------------------------------ entry points
@@ -672,10 +694,10 @@ function validatePlan(blocks: readonly AttentionBlock[], plan: PrunePlan, opts: 
     }
     const size = b.ffn.intermediate.outFeatures;
     const sorted = checkIndices(list, size, 'FFN neurons', l);
-    if (sorted.length >= size) {
+    if (sorted.length >= size && !opts.allowEmptyLayers) {
       throw new GraphError(`layer ${l}: removing all ${size} FFN neurons would empty the FFN`, {
         node: b.ffn.intermediate.node,
-        hint: 'keep at least one neuron per layer (lower --ffn-ratio)',
+        hint: 'keep at least one neuron per layer (lower --ffn-ratio), or allow empty layers (--allow-empty-layers)',
       });
     }
     return sorted;
@@ -705,9 +727,15 @@ export function pruneModel(
       pruneHeads(ed, b, heads[l]);
     }
   });
+  const ffnRemoved: number[] = [];
   blocks.forEach((b, l) => {
     if (neurons[l].length === 0 || !b.ffn) return;
     const size = b.ffn.intermediate.outFeatures;
+    if (neurons[l].length === size) {
+      removeFfn(ed, b, b.ffn);
+      ffnRemoved.push(l);
+      return;
+    }
     const keep = Array.from({ length: size }, (_, i) => i).filter((i) => !neurons[l].includes(i));
     keepOutputs(ed, b.ffn.intermediate, keep, `layer ${l} FFN intermediate dense`);
     keepInputs(ed, b.ffn.output, keep, `layer ${l} FFN output dense`);
@@ -718,6 +746,8 @@ export function pruneModel(
     headsAfter: blocks.map((b, l) => b.numHeads - heads[l].length),
     ffnAfter: blocks.map((b, l) => (b.ffn ? b.ffn.intermediate.outFeatures - neurons[l].length : undefined)),
     emptiedLayers: emptied,
+    ffnRemovedLayers: ffnRemoved,
+    removedLayers: emptied.filter((l) => ffnRemoved.includes(l)),
     ...removed,
   };
 }

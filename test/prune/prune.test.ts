@@ -88,15 +88,20 @@ describe('pruneModelFolder', () => {
   });
 
   it('reuses cached scores for the same model, data and settings, not for --no-labels', async () => {
-    const a = await pruneModelFolder(opts({ verify: false }));
-    const b = await pruneModelFolder(opts({ verify: false }));
+    const a = await pruneModelFolder(opts({ verify: false, importanceLoss: 'ce' }));
+    const b = await pruneModelFolder(opts({ verify: false, importanceLoss: 'ce' }));
     expect(b.details.rounds[0].cached).toBe(true);
     expect(b.details.rounds[0].heads).toEqual(a.details.rounds[0].heads);
     expect(b.details.rounds[0].removedHeads).toEqual(a.details.rounds[0].removedHeads);
     const c = await pruneModelFolder(opts({ verify: false, target: 'predicted' }));
     expect(c.details.rounds[0].cached).toBe(false);
     expect(c.details.target).toBe('predicted');
+    expect(c.details.importanceLoss).toBe('ce'); // --no-labels: no gold path for the CRF
     expect(c.details.rounds[0].loss).toBeLessThan(a.details.rounds[0].loss);
+    // the folder has crf.json: by default the importance is the CRF NLL
+    const d = await pruneModelFolder(opts({ verify: false }));
+    expect(d.details.importanceLoss).toBe('crf');
+    expect(d.details.rounds[0].loss).not.toBeCloseTo(a.details.rounds[0].loss, 3);
   });
 
   it('--iterations 2 prunes in two rounds and rescores the pruned model in between', async () => {
