@@ -483,6 +483,7 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
   };
   if (crf) folder.crf = crf;
   if (provenance) folder.provenance = provenance;
+  if (await isFile(join(dir, 'tokenizer.json'))) folder.tokenizerPath = join(dir, 'tokenizer.json');
   return folder;
 }
 

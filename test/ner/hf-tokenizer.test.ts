@@ -40,3 +40,29 @@ describe('HfTokenizer (WordPiece tokenizer.json)', () => {
     expect(() => HfTokenizer.fromJson({ model: { type: 'BPE', vocab: {}, merges: [] } }, {}, 'x/tokenizer.json')).toThrow(/"BPE" is not supported yet/);
   });
 });
+
+describe('loadTokenizer', () => {
+  it('reads a written folder through tokenizer.json or vocab.txt with equal tokens', async () => {
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { loadModelFolder, writeModelFolder } = await import('../../src/onnx/folder.js');
+    const { decodeModel } = await import('../../src/onnx/codec.js');
+    const { loadTokenizer } = await import('../../src/ner/tokenizers/index.js');
+    const tmp = await mkdtemp(join(tmpdir(), 'ranerc-loadtok-'));
+    try {
+      const src = await loadModelFolder({ model: join(REPO, 'fixtures/tiny/wordpiece-en-op11') });
+      expect(src.tokenizerPath).toBeUndefined();
+      await writeModelFolder(join(tmp, 'out'), src, decodeModel(await readFile(src.onnxPath)), { provenance: { ranerc: 'test', command: 'test', createdAt: new Date(0).toISOString() } });
+      const out = await loadModelFolder({ model: join(tmp, 'out') });
+      expect(out.tokenizerPath).toBe(join(tmp, 'out', 'tokenizer.json'));
+      const viaJson = await loadTokenizer(out, 'tokenizer.json');
+      const viaVocab = await loadTokenizer(out);
+      expect(viaJson).toBeInstanceOf(HfTokenizer);
+      expect(viaVocab).toBeInstanceOf(WordPieceTokenizer);
+      expect(viaJson.vocabSize).toBe(viaVocab.vocabSize);
+      for (const text of EXTRA) expect(viaJson.tokenize(text)).toEqual(viaVocab.tokenize(text));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});

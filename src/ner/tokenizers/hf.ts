@@ -44,6 +44,8 @@ export class HfTokenizer {
   readonly padToken: string;
   readonly unkToken: string;
   readonly kind: 'wordpiece';
+  /** One past the largest id (vocabulary and added tokens). */
+  readonly vocabSize: number;
   private readonly tok: Tokenizer;
   private readonly prefix: string;
 
@@ -73,6 +75,9 @@ export class HfTokenizer {
     this.clsId = id(this.clsToken, 'cls_token');
     this.sepId = id(this.sepToken, 'sep_token');
     this.padId = id(this.padToken, 'pad_token');
+    let max = -1;
+    for (const v of this.tok.get_vocab(true).values()) if (v > max) max = v;
+    this.vocabSize = max + 1;
   }
 
   /** From a parsed tokenizer.json object and the folder's tokenizer_config.json. */
