@@ -53,6 +53,8 @@ export interface ModelFolder {
   /** Label names by id (id2label in id order). */
   labels: string[];
   vocabPath: string;
+  /** Absolute path of the folder's `tokenizer.json` (Hugging Face fast tokenizer), when it has one. */
+  tokenizerPath?: string;
   tokenizerConfig: TokenizerConfig;
   /** CRF transitions when the folder carries `crf.json`. */
   crf?: CrfParams;

@@ -1,0 +1,68 @@
+/**
+ * HfTokenizer (tokenizer.json through @huggingface/tokenizers) against ranerc's hand-written WordPieceTokenizer:
+ * identical ids, pieces, offsets and word indices on the committed MSRA test / CLUENER dev samples for every fixture
+ * vocabulary, and its ids equal the library's own encode(). The tokenizer.json files are the ones ranerc writes
+ * (the writer is checked against the library and the HF-derived golden file in tokenizer-json.test.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bertTokenizerJson } from '../../src/ner/tokenizer-json.js';
+import { parseVocab, WordPieceTokenizer } from '../../src/ner/tokenizer.js';
+import { HfTokenizer } from '../../src/ner/tokenizers/hf.js';
+import type { TokenizerConfig } from '../../src/onnx/types.js';
+
+const REPO = new URL('../../', import.meta.url).pathname;
+const texts = (file: string): string[] =>
+  readFileSync(join(REPO, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => (JSON.parse(l) as { text: string }).text);
+const SAMPLES = [...texts('fixtures/data/msra_test_sample.jsonl'), ...texts('fixtures/data/cluener_dev_sample.jsonl')];
+const EXTRA = ['Señor Łukasz Müller visited São Paulo and the ÉCOLE Normale.', 'unwanted running, UNwantéd!', '  \tHeLLo!how  \n Are yoU?  '];
+const FOLDERS = ['fixtures/teacher/model', 'fixtures/tiny/bio-crf-op14', 'fixtures/tiny/bioes-op17', 'fixtures/tiny/bmes-op12-nobias', 'fixtures/tiny/wordpiece-en-op11'];
+
+describe('HfTokenizer (WordPiece tokenizer.json)', () => {
+  it.each(FOLDERS)('%s: tokens (id, piece, offsets, word) = WordPieceTokenizer; ids = library encode', (folder) => {
+    const config = JSON.parse(readFileSync(join(REPO, folder, 'tokenizer_config.json'), 'utf8')) as TokenizerConfig;
+    const vocab = parseVocab(readFileSync(join(REPO, folder, 'vocab.txt'), 'utf8'));
+    const ours = WordPieceTokenizer.fromVocab(vocab, config);
+    const hf = HfTokenizer.fromJson(bertTokenizerJson(vocab, config), config);
+    expect([hf.clsId, hf.sepId, hf.padId, hf.unkId]).toEqual([ours.clsId, ours.sepId, ours.padId, ours.unkId]);
+    let n = 0;
+    for (const text of [...SAMPLES, ...EXTRA]) {
+      const got = hf.tokenize(text);
+      expect(got, text).toEqual(ours.tokenize(text));
+      expect(hf.encodeIds(text), text).toEqual([hf.clsId, ...got.map((t) => t.id), hf.sepId]);
+      n += got.length;
+    }
+    expect(n).toBeGreaterThan(60_000);
+  });
+
+  it('refuses BPE / Unigram tokenizer.json with an InputError', () => {
+    expect(() => HfTokenizer.fromJson({ model: { type: 'BPE', vocab: {}, merges: [] } }, {}, 'x/tokenizer.json')).toThrow(/"BPE" is not supported yet/);
+  });
+});
+
+describe('loadTokenizer', () => {
+  it('reads a written folder through tokenizer.json or vocab.txt with equal tokens', async () => {
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { loadModelFolder, writeModelFolder } = await import('../../src/onnx/folder.js');
+    const { decodeModel } = await import('../../src/onnx/codec.js');
+    const { loadTokenizer } = await import('../../src/ner/tokenizers/index.js');
+    const tmp = await mkdtemp(join(tmpdir(), 'ranerc-loadtok-'));
+    try {
+      const src = await loadModelFolder({ model: join(REPO, 'fixtures/tiny/wordpiece-en-op11') });
+      expect(src.tokenizerPath).toBeUndefined();
+      await writeModelFolder(join(tmp, 'out'), src, decodeModel(await readFile(src.onnxPath)), { provenance: { ranerc: 'test', command: 'test', createdAt: new Date(0).toISOString() } });
+      const out = await loadModelFolder({ model: join(tmp, 'out') });
+      expect(out.tokenizerPath).toBe(join(tmp, 'out', 'tokenizer.json'));
+      const viaJson = await loadTokenizer(out, 'tokenizer.json');
+      const viaVocab = await loadTokenizer(out);
+      expect(viaJson).toBeInstanceOf(HfTokenizer);
+      expect(viaVocab).toBeInstanceOf(WordPieceTokenizer);
+      expect(viaJson.vocabSize).toBe(viaVocab.vocabSize);
+      for (const text of EXTRA) expect(viaJson.tokenize(text)).toEqual(viaVocab.tokenize(text));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
