@@ -29,6 +29,7 @@ import { BatcherClosedError, lengthGroups, MicroBatcher } from './batcher.js';
 import { typeColors } from './colors.js';
 import { LruCache } from './lru.js';
 import { PROMETHEUS_CONTENT_TYPE, Registry, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { registerWebRoutes } from '../web/routes.js';
 
 /** Defaults of the service limits (also the CLI's defaults). */
 export const SERVE_DEFAULTS = {
@@ -143,7 +144,7 @@ const ASSETS: ReadonlyArray<[string, string, string]> = [
 
 /** Everything the page needs is served from here: no CDN, no external fonts. */
 const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The page's files (src/serve/public/, found from both dist/serve/ and src/serve/). */
 export const PUBLIC_DIR = new URL('../../src/serve/public/', import.meta.url);
@@ -549,6 +550,9 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     app.get('/metrics', async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(m.registry.render()));
 
     app.get('/api/info', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify(info)));
+
+    // "run in this browser": the page's model, ranerc's compiled modules and onnxruntime-web (src/web/)
+    registerWebRoutes(app, { folder, model: info.model, window: predictor.windowSize, overlap: predictor.overlap, batchSize: predictor.batchSize, maxBatchTokens: predictor.maxBatchTokens, csp: CSP });
 
     for (const [route, asset] of assets) {
       app.get(route, async (_req, reply) => {
