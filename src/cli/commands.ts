@@ -2,6 +2,7 @@ import * as bench from './bench.js';
 import type { SubcommandModule } from './context.js';
 import * as distill from './distill.js';
 import * as evalCommand from './eval.js';
+import * as exportWeb from './export-web.js';
 import * as finetune from './finetune.js';
 import * as inspect from './inspect.js';
 import * as predict from './predict.js';
@@ -14,4 +15,4 @@ import * as serve from './serve.js';
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, run];
+export const subcommands: SubcommandModule[] = [inspect, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, exportWeb, run];

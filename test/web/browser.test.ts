@@ -6,7 +6,9 @@
  * /predict call made by the page.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -26,20 +28,24 @@ const SENTENCES = readFileSync(join(REPO, 'fixtures/data/msra_dev_sample.jsonl')
 let tmp: string;
 let context: BrowserContext;
 let server: RanercServer & { url: string };
+let int8Dir: string;
+let staticServer: Server | undefined;
 const blocked: string[] = [];
+let staticUrl = '';
 const pageRequests: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package to run the browser test`);
   tmp = await mkdtemp(join(tmpdir(), 'ranerc-web-'));
   const out = join(tmp, 'int8');
+  int8Dir = out;
   const q = await cli('quantize', '--model', join(REPO, 'fixtures/teacher/model'), '--dynamic', '--out', out, '--no-bench', '--json', '--report-dir', join(tmp, 'rep'));
   expect(q.code, q.err).toBe(0);
   server = (await createServer({ model: out, port: 0 })) as RanercServer & { url: string };
   context = await chromium.launchPersistentContext(join(tmp, 'profile'), { executablePath: CHROMIUM, headless: true, args: ARGS });
   await context.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith(`${server.url}/`)) return route.continue();
+    if (url.startsWith(`${server.url}/`) || (staticUrl !== '' && url.startsWith(`${staticUrl}/`))) return route.continue();
     blocked.push(url);
     return route.abort();
   });
@@ -49,6 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await context?.close();
   await server?.close();
+  await new Promise<void>((r) => (staticServer ? staticServer.close(() => r()) : r()));
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -101,4 +108,53 @@ describe('run in this browser', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 300_000);
+
+  it('export-web writes a static folder that any static server serves; it predicts like /predict with no server API', async () => {
+    const site = join(tmp, 'site');
+    const r = await cli('export-web', '--model', int8Dir, '--out', site, '--json');
+    expect(r.code, r.err).toBe(0);
+    const res = JSON.parse(r.out) as { files: number; int8Ops: string[] };
+    expect(res.int8Ops).toContain('MatMulInteger');
+    for (const f of ['index.html', 'api/info', 'web/model.json', 'web/model.onnx', 'web/js/web/page.js', 'web/js/ner/viterbi.js', 'web/ort/ort-wasm-simd-threaded.wasm']) {
+      expect(existsSync(join(site, f)), f).toBe(true);
+    }
+    // a plain static file server: GET a file under the folder, nothing else (no /predict, no /api other than the file)
+    const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.svg': 'image/svg+xml' };
+    staticServer = createHttpServer((req, res) => {
+      const path = decodeURIComponent((req.url ?? '/').split('?')[0]);
+      const file = join(site, path === '/' ? 'index.html' : path);
+      if (req.method !== 'GET' || !file.startsWith(site)) return void res.writeHead(405).end();
+      readFile(file).then(
+        (body) => res.writeHead(200, { 'content-type': TYPES[/\.[a-z]+$/.exec(file)?.[0] ?? ''] ?? 'application/octet-stream' }).end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((ok) => staticServer!.listen(0, '127.0.0.1', ok));
+    staticUrl = `http://127.0.0.1:${(staticServer.address() as AddressInfo).port}`;
+
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const requests: string[] = [];
+    page.on('request', (q) => requests.push(q.url()));
+    await page.goto(`${staticUrl}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.isChecked('#inbrowser')).toBe(true);
+    expect(await page.isDisabled('#inbrowser')).toBe(true);
+    await page.waitForFunction(() => document.body.dataset.browserReady === 'true' || !document.getElementById('error')!.hidden, undefined, { timeout: 120_000 });
+    for (const text of SENTENCES.slice(0, 15)) {
+      const expected = (JSON.parse((await postPredict(server.url, { text })).body) as { entities: unknown[] }).entities;
+      expect(await highlights(page, text), text).toEqual(expected);
+    }
+    expect(requests.every((u) => u.startsWith(`${staticUrl}/`))).toBe(true);
+    expect(requests.some((u) => u.includes('/predict'))).toBe(false);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 300_000);
+
+  it('export-web of a model that cannot go to a browser writes nothing', async () => {
+    const r = await cli('export-web', '--model', join(tmp, 'missing'), '--out', join(tmp, 'none'));
+    expect(r.code).toBe(2);
+    expect(existsSync(join(tmp, 'none'))).toBe(false);
+  });
 });
