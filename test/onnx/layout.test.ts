@@ -3,7 +3,7 @@
  * onnx/model.onnx / onnx/model_quantized.onnx, Optimum's model_quantized.onnx + ort_config.json),
  * and ranerc reads every layout back to the same predictions as the ranerc layout.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,4 +75,35 @@ describe('--layout', () => {
     expect(r.err).toMatch(/--layout.*keras|keras.*--layout|Allowed choices/);
     expect(existsSync(join(TMP, 'bad'))).toBe(false);
   });
+
+  it('ranerc run --layout: the step output and the shipped artifact use the layout; the step cache keys it', async () => {
+    const recipe = join(TMP, 'recipe.yaml');
+    const slice = join(TMP, 'slice.jsonl');
+    writeFileSync(slice, `${readFileSync(DATA, 'utf8').split('\n').slice(0, 20).join('\n')}\n`);
+    writeFileSync(
+      recipe,
+      `name: layout-test
+threads: 1
+inputs:
+  model: ${MODEL}
+  data: ${slice}
+steps:
+  int8: { kind: quantize, model: "\${inputs.model}", dynamic: true }
+variants:
+  int8: { model: "\${int8.model}" }
+measure:
+  eval: { data: "\${inputs.data}" }
+  bench: { seq: [8], warmup: 0, iterations: 1, seconds: 0 }
+`,
+    );
+    const out = join(TMP, 'run');
+    const a = await cli('run', recipe, '--out', out, '--json');
+    expect(a.code, a.err).toBe(0);
+    expect(existsSync(join(out, 'artifacts', 'int8', 'model', 'model.onnx'))).toBe(true);
+    const b = await cli('run', recipe, '--out', out, '--json', '--layout', 'transformers.js');
+    expect(b.code, b.err).toBe(0);
+    expect(existsSync(join(out, 'artifacts', 'int8', 'model', 'onnx', 'model_quantized.onnx'))).toBe(true);
+    expect(existsSync(join(out, 'artifacts', 'int8', 'model', 'model.onnx'))).toBe(false);
+    expect(readdirSync(join(out, 'artifacts', 'int8', 'model'))).toContain('config.json');
+  }, 120_000);
 });
