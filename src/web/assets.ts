@@ -91,8 +91,15 @@ export async function webSpec(
     maxBatchTokens: opts.maxBatchTokens ?? 16384,
     onnx: opts.onnx,
     int8Ops: quantizedOps(graph),
-    inputs: (graph.graph?.input ?? []).map((i) => i.name ?? '').filter((n) => !(graph.graph?.initializer ?? []).some((t) => t.name === n)),
+    inputs: [],
+    inputTypes: {},
   };
+  const inits = new Set((graph.graph?.initializer ?? []).map((t) => t.name));
+  for (const i of graph.graph?.input ?? []) {
+    if (!i.name || inits.has(i.name)) continue;
+    spec.inputs.push(i.name);
+    spec.inputTypes[i.name] = i.type?.tensorType?.elemType === 6 ? 'int32' : 'int64'; // TensorProto INT32 = 6
+  }
   if (folder.crf) spec.crf = folder.crf;
   return spec;
 }

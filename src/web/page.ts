@@ -16,7 +16,7 @@ interface OrtSession {
 }
 interface OrtModule {
   env: { wasm: { wasmPaths?: string; numThreads?: number; proxy?: boolean } };
-  Tensor: new (type: string, data: BigInt64Array | Float32Array, dims: number[]) => unknown;
+  Tensor: new (type: string, data: BigInt64Array | Int32Array | Float32Array, dims: number[]) => unknown;
   InferenceSession: { create(model: Uint8Array, opts: Record<string, unknown>): Promise<OrtSession> };
 }
 
@@ -48,12 +48,14 @@ async function open(): Promise<{ spec: WebModelSpec; predictor: WebPredictor }> 
   const logitsName = session.outputNames.includes('logits') ? 'logits' : session.outputNames[0];
   const predictor = new WebPredictor(spec, async ({ ids, mask, batch, seqLen }) => {
     const dims = [batch, seqLen];
-    const i64 = (a: Int32Array): BigInt64Array => BigInt64Array.from(a, (v) => BigInt(v));
+    const tensor = (name: string, a: Int32Array): unknown =>
+      spec.inputTypes[name] === 'int32' ? new ort.Tensor('int32', a, dims) : new ort.Tensor('int64', BigInt64Array.from(a, (v) => BigInt(v)), dims);
     const feeds: Record<string, unknown> = {};
     for (const name of session.inputNames) {
-      if (name === 'input_ids') feeds[name] = new ort.Tensor('int64', i64(ids), dims);
-      else if (name === 'attention_mask') feeds[name] = new ort.Tensor('int64', i64(mask), dims);
-      else if (name === 'token_type_ids') feeds[name] = new ort.Tensor('int64', new BigInt64Array(batch * seqLen), dims);
+      if (name === 'input_ids') feeds[name] = tensor(name, ids);
+      else if (name === 'attention_mask') feeds[name] = tensor(name, mask);
+      else if (name === 'token_type_ids') feeds[name] = tensor(name, new Int32Array(batch * seqLen));
+      else if (name === 'position_ids') feeds[name] = tensor(name, Int32Array.from({ length: batch * seqLen }, (_, i) => i % seqLen));
       else throw new Error(`the model has an input "${name}" the page cannot feed`);
     }
     const out = await session.run(feeds);

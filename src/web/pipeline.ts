@@ -32,8 +32,9 @@ export interface WebModelSpec {
   onnx: string;
   /** The graph's INT8 operators (empty for a float model). */
   int8Ops: string[];
-  /** The graph's input names (token_type_ids is fed zeros when present). */
+  /** The graph's inputs and their integer types (token_type_ids is fed zeros, position_ids 0..S−1). */
   inputs: string[];
+  inputTypes: Record<string, 'int64' | 'int32'>;
 }
 
 /** One model run: int64-as-number inputs of shape [batch, seqLen]; returns logits [batch, seqLen, labels]. */
