@@ -6,6 +6,8 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import type { CrfParams } from '../ner/types.js';
+import { parseVocab } from '../ner/tokenizer.js';
+import { writeBertTokenizerJson } from '../ner/tokenizer-json.js';
 import { GraphError, InputError } from '../errors.js';
 import { atomicWriteDir } from '../util/fs.js';
 import { decodeModel, type onnx } from './codec.js';
@@ -564,6 +566,10 @@ export async function writeModelFolder(
     }
     if (!src.extraFiles.includes('tokenizer_config.json')) {
       await writeFile(join(tmp, 'tokenizer_config.json'), json(src.tokenizerConfig));
+    }
+    // the fast-tokenizer file transformers.js and @huggingface/tokenizers read (a source's own is copied above)
+    if (!src.extraFiles.includes('tokenizer.json')) {
+      await writeBertTokenizerJson(tmp, parseVocab(await readFile(src.vocabPath, 'utf8')), src.tokenizerConfig, src.vocabPath);
     }
     if (crf) await writeFile(join(tmp, 'crf.json'), json(crfToJson(crf)));
     await writeFile(join(tmp, 'ranerc.json'), json(provenance));

@@ -205,7 +205,7 @@ describe('writeModelFolder', () => {
     expect(res.dir).toBe(out);
     expect(res.onnxPath).toBe(join(out, 'model.onnx'));
     expect(res.sizeBytes).toBe(statSync(join(out, 'model.onnx')).size);
-    expect(readdirSync(out).sort()).toEqual(['config.json', 'crf.json', 'model.onnx', 'ranerc.json', 'special_tokens_map.json', 'tokenizer_config.json', 'vocab.txt']);
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'crf.json', 'model.onnx', 'ranerc.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
     expect(res.totalBytes).toBe(readdirSync(out).reduce((s, f) => s + statSync(join(out, f)).size, 0));
     const back = await loadModelFolder({ model: out });
     expect(back.labels).toEqual(src.labels);
@@ -247,7 +247,7 @@ describe('writeModelFolder', () => {
     expect(back.labels).toEqual(LABELS);
     expect(back.crf).toEqual(crf);
     expect(back.tokenizerConfig.do_lower_case).toBe(true);
-    expect(readdirSync(out).sort()).toEqual(['config.json', 'crf.json', 'model.onnx', 'ranerc.json', 'tokenizer_config.json', 'vocab.txt']);
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'crf.json', 'model.onnx', 'ranerc.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
   });
 
   it('a model onnxruntime rejects leaves nothing behind, and an existing folder untouched', async () => {
