@@ -73,4 +73,39 @@ describe('transformers.js loads a ranerc INT8 folder', () => {
     expect(entityTokens).toBeGreaterThan(100);
   }, 600_000);
 
+
+  it("pipeline('token-classification') on the folder: same token ids and per-token labels as ranerc on 200 MSRA sentences", async () => {
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model_quantized.onnx']) expect(existsSync(join(tmp, 'int8', f)), f).toBe(true);
+    const { env, pipeline } = await import('@huggingface/transformers');
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    env.localModelPath = `${tmp}/`;
+    env.useFSCache = false;
+    const ner = await pipeline('token-classification', 'int8', { dtype: 'q8', device: 'cpu' });
+
+    // sentences that fit one window (transformers.js truncates; ranerc would slide windows)
+    const fits = SENTENCES.filter((s) => predictor.tokenizer.tokenize(s).length <= predictor.windowSize).slice(0, 200);
+    expect(fits.length).toBe(200);
+    let tokens = 0;
+    let entityTokens = 0;
+    for (const text of fits) {
+      const ours = predictor.tokenizer.tokenize(text);
+      const ids = [predictor.tokenizer.clsId, ...ours.map((t) => t.id), predictor.tokenizer.sepId];
+      const enc = ner.tokenizer(text) as { input_ids: { tolist(): bigint[][] } };
+      expect(enc.input_ids.tolist()[0].map(Number), text).toEqual(ids);
+
+      const [em] = await predictor.emissions([text]);
+      const labels = predictor.tagIds(em).map((i) => predictor.labels.labels[i]);
+      const out = (await ner(text, { ignore_labels: [] })) as Array<{ entity: string; index: number }>;
+      // transformers.js reports every token but the special ones ([UNK] included: it decodes to '' with
+      // skip_special_tokens), with its position in input_ids ([CLS] is 0)
+      const shown = ours.map((t, k) => (t.id === predictor.tokenizer.unkId ? -1 : k)).filter((k) => k >= 0);
+      expect(out.map((o) => o.index), text).toEqual(shown.map((k) => k + 1));
+      expect(out.map((o) => o.entity), text).toEqual(shown.map((k) => labels[k]));
+      tokens += labels.length;
+      entityTokens += labels.filter((l) => l !== 'O').length;
+    }
+    console.log(`transformers.js = ranerc argmax on 200 sentences: ${tokens} tokens, ${entityTokens} inside entities`);
+    expect(entityTokens).toBeGreaterThan(100);
+  }, 600_000);
 });
