@@ -6,7 +6,9 @@
  * screenshot. Needs `npm run build` first, and a CJK font on the system (Debian: fonts-wqy-microhei or
  * fonts-noto-cjk), or the Chinese text renders as boxes.
  *
- *   node bench/screenshot.mjs [--model DIR] [--out docs/serve-screenshot.png] [--text "..."]... [--scale 1]
+ *   node bench/screenshot.mjs [--model DIR] [--out docs/serve-screenshot.png] [--text "..."]... [--scale 1] [--in-browser]
+ *
+ * `--in-browser` turns on the page's "run in this browser" switch first (onnxruntime-web in the page).
  *
  * The default model is the best one in the repository: fixtures/teacher/model once committed, else the tiny
  * fixtures/tiny/bio-crf-op14. It prints the entities the page shows.
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(REPO, 'docs', 'serve-screenshot.png') },
     text: { type: 'string', multiple: true },
     scale: { type: 'string', default: '1' },
+    'in-browser': { type: 'boolean', default: false },
   },
 });
 
@@ -75,6 +78,10 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');
+  if (args['in-browser']) {
+    await page.check('#inbrowser');
+    await page.waitForSelector('body[data-browser-ready="true"]', { timeout: 120_000 });
+  }
   // type the seed example, then paste the rest, as a user would
   await page.locator('#text').pressSequentially(texts[0]);
   if (texts.length > 1) await page.locator('#text').fill(text);

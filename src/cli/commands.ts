@@ -3,6 +3,7 @@ import * as convert from './convert.js';
 import type { SubcommandModule } from './context.js';
 import * as distill from './distill.js';
 import * as evalCommand from './eval.js';
+import * as exportWeb from './export-web.js';
 import * as finetune from './finetune.js';
 import * as inspect from './inspect.js';
 import * as predict from './predict.js';
@@ -16,4 +17,4 @@ import * as worker from './worker.js';
  * The subcommand registry: one file per subcommand under src/cli/, each listed here once.
  * Order is the order `ranerc --help` lists them.
  */
-export const subcommands: SubcommandModule[] = [inspect, convert, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, worker, run];
+export const subcommands: SubcommandModule[] = [inspect, convert, evalCommand, predict, bench, prune, finetune, quantize, distill, serve, worker, exportWeb, run];

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, isRanercError } from '../errors.js';
 import { subcommands } from './commands.js';
+import { addLayoutOption } from './layout.js';
 import type { CliContext } from './context.js';
 
 function version(): string {
@@ -18,6 +19,7 @@ export function buildProgram(ctx: CliContext): Command {
     .configureOutput({ writeOut: ctx.out, writeErr: ctx.err })
     .exitOverride();
   for (const m of subcommands) m.register(program, ctx);
+  addLayoutOption(program);
   return program;
 }
 

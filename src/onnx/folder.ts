@@ -14,6 +14,7 @@ import { decodeModel, type onnx } from './codec.js';
 import { resolveLocation, saveModel, type ExternalDataMode } from './external.js';
 import { convertAtLoad, hasIntegerDecodeOutput } from './convert/load.js';
 import { forEachTensor } from './graph.js';
+import { defaultLayout, onnxRelPath, ortConfig, quantizedOps, type Layout } from './layout.js';
 import { EXTERNAL } from './tensor.js';
 import type { ModelConfig, ModelFolder, Provenance, TokenizerConfig } from './types.js';
 
@@ -520,6 +521,8 @@ export interface WriteFolderOptions {
   /** Keys merged over the source config.json. */
   config?: Partial<ModelConfig>;
   externalData?: ExternalDataMode;
+  /** Where the ONNX file goes (src/onnx/layout.ts); default: the command's --layout, else ranerc. */
+  layout?: Layout;
 }
 
 export interface WriteFolderResult {
@@ -531,7 +534,7 @@ export interface WriteFolderResult {
   totalBytes: number;
 }
 
-const REGENERATED = new Set(['config.json', 'vocab.txt', 'crf.json', 'ranerc.json']);
+const REGENERATED = new Set(['config.json', 'vocab.txt', 'crf.json', 'ranerc.json', 'ort_config.json']);
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
@@ -544,7 +547,8 @@ export function ortErrorNode(message: string): string | undefined {
 }
 
 /**
- * Write a complete model folder at `outDir`, atomically: model.onnx (+ external data), config.json
+ * Write a complete model folder at `outDir`, atomically: model.onnx (+ external data; where the
+ * layout puts it: `onnx/model_quantized.onnx` for an INT8 graph in the transformers.js layout), config.json
  * (source merged with `opts.config`), vocab.txt and the source's other tokenizer files, crf.json,
  * ranerc.json (with the source's provenance appended to `history`). The written model is opened
  * with onnxruntime before the folder is moved into place; if that fails, a GraphError is thrown
@@ -573,9 +577,14 @@ export async function writeModelFolder(
       : []),
   ];
   const provenance: Provenance = { ...opts.provenance, history };
+  const layout = opts.layout ?? defaultLayout();
+  const int8Ops = quantizedOps(model);
+  const onnxRel = onnxRelPath(layout, int8Ops.length > 0);
 
   const { sizeBytes, totalBytes } = await atomicWriteDir(dir, async (tmp) => {
-    const saved = await saveModel(model, join(tmp, 'model.onnx'), { externalData: opts.externalData ?? 'auto' });
+    await mkdir(dirname(join(tmp, onnxRel)), { recursive: true });
+    const saved = await saveModel(model, join(tmp, onnxRel), { externalData: opts.externalData ?? 'auto' });
+    if (layout === 'optimum' && int8Ops.length > 0) await writeFile(join(tmp, 'ort_config.json'), json(ortConfig(model, int8Ops)));
     await writeFile(join(tmp, 'config.json'), json(config));
     await copyFile(src.vocabPath, join(tmp, 'vocab.txt'));
     for (const f of src.extraFiles) {
@@ -595,7 +604,7 @@ export async function writeModelFolder(
 
     const ort = await import('onnxruntime-node');
     try {
-      const session = await ort.InferenceSession.create(join(tmp, 'model.onnx'), { logSeverityLevel: 3 });
+      const session = await ort.InferenceSession.create(join(tmp, onnxRel), { logSeverityLevel: 3 });
       await session.release();
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
@@ -611,7 +620,7 @@ export async function writeModelFolder(
     }
     return { sizeBytes: saved.fileBytes + saved.externalBytes, totalBytes: total };
   });
-  return { dir, onnxPath: join(dir, 'model.onnx'), sizeBytes, totalBytes };
+  return { dir, onnxPath: join(dir, onnxRel), sizeBytes, totalBytes };
 }
 
 /** Sizes of a folder's ONNX model (with external data) and of everything ranerc counts as the folder. */

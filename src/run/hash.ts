@@ -106,6 +106,8 @@ export interface KeyMaterial {
   settings: Record<string, unknown>;
   /** For machine-dependent steps (timings): the machine. */
   machine?: Record<string, unknown>;
+  /** The output folder layout (`--layout`), when not the default ranerc layout. */
+  layout?: string;
 }
 
 /** The cache key: SHA-256 of the canonical JSON of the key material. */

@@ -26,6 +26,7 @@ import type { ModelSummary } from '../report/schema.js';
 import { reportJson } from '../report/write.js';
 import { atomicWriteDir, atomicWriteFile, exists } from '../util/fs.js';
 import { writeArtifacts, type VariantArtifact } from './artifacts.js';
+import { defaultLayout } from '../onnx/layout.js';
 import { HashCache, stepKey, type KeyMaterial } from './hash.js';
 import { summaryHtml } from './html.js';
 import { measureStepName, planRun, variantChain } from './plan.js';
@@ -204,6 +205,7 @@ async function runLocked(recipe: Recipe, outDir: string, opts: RunOptions): Prom
       settings: keySettings,
     };
     if (spec.def.machineDependent) material.machine = machine;
+    if (defaultLayout() !== 'ranerc') material.layout = defaultLayout(); // a step's folder differs by --layout
     return { settings, material, key: stepKey(material), dir: join(outDir, 'steps', spec.name) };
   };
 

@@ -43,7 +43,8 @@ import { ApiError, errorBody, JSON_TYPE, toApiError } from './errors.js';
 import type { Registry } from 'prom-client';
 import type { HealthState, RouteContext } from './routes/context.js';
 import { registerOpsRoutes } from './routes/ops.js';
-import { loadAssets, registerPageRoutes } from './routes/page.js';
+import { CSP, loadAssets, registerPageRoutes } from './routes/page.js';
+import { registerWebRoutes } from '../web/routes.js';
 import { registerPredictRoute } from './routes/predict.js';
 import { batchRunner } from './run-batch.js';
 import { buildMetrics } from './serve-metrics.js';
@@ -477,6 +478,9 @@ export async function createServer(opts: ServeOptions): Promise<RanercServer> {
     registerPredictRoute(app, ctx);
     registerOpsRoutes(app, ctx);
     registerPageRoutes(app, assets);
+    // "run in this browser": the page's model, ranerc's compiled modules and onnxruntime-web (src/web/), with the
+    // batches /predict runs (Predictor's default of 16,384 tokens per batch), so INT8 activation scales agree
+    registerWebRoutes(app, { folder, model: info.model, window: windowSize, overlap, batchSize: o.maxBatch, maxBatchTokens: 16384, csp: CSP });
 
     // Shutting down: requests already in flight must not wait out --max-wait-ms for company, and their
     // keep-alive connections close after the answer (so the process need not wait for clients to hang up).

@@ -12,6 +12,7 @@
   const table = $('table');
   const modelBox = $('model');
   const count = $('count');
+  const inBrowser = $('inbrowser');
   const EXAMPLE = '马云在杭州阿里巴巴总部发表演讲';
   const FALLBACK = '#e6e6ff';
 
@@ -98,14 +99,15 @@
     });
     table.hidden = sorted.length === 0;
 
-    const parts = [`${sorted.length} ${sorted.length === 1 ? 'entity' : 'entities'}`, `${rttMs.toFixed(1)} ms round trip`];
+    const parts = [`${sorted.length} ${sorted.length === 1 ? 'entity' : 'entities'}`, `${rttMs.toFixed(1)} ms ${inBrowser.checked ? 'in this browser' : 'round trip'}`];
     if (serverMs !== undefined) parts.push(`${serverMs.toFixed(1)} ms server`);
     stats.replaceChildren(...parts.map((p, i) => el('span', i === 1 ? 'latency' : '', p)));
   }
 
   /** POST one batch of texts; resolves to { results, serverMs } or throws an Error with the API message. */
   async function predictTexts(texts) {
-    const res = await fetch('/predict', {
+    if (inBrowser.checked) return { results: await browserApi().predict(texts), serverMs: undefined };
+    const res = await fetch('predict', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(texts.length === 1 ? { text: texts[0] } : { texts }),
@@ -165,6 +167,29 @@
     }
   }
 
+  // "run in this browser": src/web/page.ts (a module) sets window.ranercBrowser; the model loads on first use.
+  function browserApi() {
+    if (!window.ranercBrowser) throw new Error('the in-browser runtime did not load (web/js/web/page.js)');
+    return window.ranercBrowser;
+  }
+
+  async function switchMode() {
+    document.body.dataset.mode = inBrowser.checked ? 'browser' : 'server';
+    if (inBrowser.checked) {
+      document.body.dataset.browserReady = 'false';
+      try {
+        const spec = await browserApi().load();
+        document.body.dataset.browserReady = 'true';
+        modelBox.dataset.browser = spec.int8Ops.length > 0 ? 'int8' : 'float';
+      } catch (e) {
+        showError(`cannot run the model in this browser: ${e && e.message ? e.message : e}`);
+        return;
+      }
+    }
+    if (textarea.value.trim() !== '') analyze();
+  }
+  inBrowser.addEventListener('change', switchMode);
+
   textarea.addEventListener('input', () => {
     clearTimeout(timer);
     timer = setTimeout(analyze, 250);
@@ -186,10 +211,17 @@
     textarea.focus();
   });
 
-  fetch('/api/info')
+  fetch('api/info')
     .then((r) => r.json())
     .then((i) => {
       info = i;
+      if (i.static) {
+        // an export-web folder: no server, the page always predicts in the browser
+        inBrowser.checked = true;
+        inBrowser.disabled = true;
+        $('api-line').textContent = 'static page: the model runs in this browser';
+        $('links').hidden = true;
+      }
       modelBox.replaceChildren(
         el('span', 'muted', 'model '),
         el('strong', '', i.model),
@@ -198,7 +230,8 @@
       );
       document.body.dataset.ready = 'true';
       renderLegend({});
-      if (textarea.value.trim() !== '') analyze();
+      if (inBrowser.checked) switchMode();
+      else if (textarea.value.trim() !== '') analyze();
     })
     .catch((e) => {
       modelBox.textContent = 'model info unavailable';

@@ -15,7 +15,7 @@ export const ASSETS: ReadonlyArray<[string, string, string]> = [
 
 /** Everything the page needs is served from here: no CDN, no external fonts. */
 export const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The page's files (src/serve/public/, found from both dist/serve/routes/ and src/serve/routes/). */
 export const PUBLIC_DIR = new URL('../../../src/serve/public/', import.meta.url);
