@@ -23,29 +23,27 @@ export interface WebRouteOptions {
 
 const JS = 'text/javascript; charset=utf-8';
 
-/** Paths these routes answer (for the server's 405 table). */
-export function webRoutePaths(): string[] {
-  return ['/web/model.json', '/web/model.onnx', ...WEB_MODULES.map((m) => `/web/js/${m}.js`), ...ORT_FILES.map((f) => `/web/ort/${f}`)];
-}
+/** Static files of the page, not part of the API: left out of /openapi.json. */
+const HIDDEN = { schema: { hide: true } };
 
 export function registerWebRoutes(app: FastifyInstance, o: WebRouteOptions): void {
   const unsupported = webUnsupported(o.folder);
   let spec: Promise<string> | undefined;
   const modules = new Map<string, Promise<string>>();
-  app.get('/web/model.json', async (_req, reply) => {
+  app.get('/web/model.json', HIDDEN, async (_req, reply) => {
     if (unsupported) return reply.code(501).type('application/json').send(JSON.stringify({ error: { code: 'not_in_browser', message: unsupported } }));
     spec ??= webSpec(o.folder, { model: o.model, window: o.window, overlap: o.overlap, batchSize: o.batchSize, maxBatchTokens: o.maxBatchTokens, onnx: 'web/model.onnx' }).then((s) => JSON.stringify(s));
     return reply.header('Cache-Control', 'no-cache').type('application/json; charset=utf-8').send(await spec);
   });
-  app.get('/web/model.onnx', async (_req, reply) => reply.header('Cache-Control', 'no-cache').type('application/octet-stream').send(await readFile(o.folder.onnxPath)));
+  app.get('/web/model.onnx', HIDDEN, async (_req, reply) => reply.header('Cache-Control', 'no-cache').type('application/octet-stream').send(await readFile(o.folder.onnxPath)));
   for (const m of WEB_MODULES) {
-    app.get(`/web/js/${m}.js`, async (_req, reply) => {
+    app.get(`/web/js/${m}.js`, HIDDEN, async (_req, reply) => {
       if (!modules.has(m)) modules.set(m, webModule(m));
       return reply.header('Content-Security-Policy', o.csp).header('Cache-Control', 'no-cache').type(JS).send(await modules.get(m)!);
     });
   }
   for (const f of ORT_FILES) {
-    app.get(`/web/ort/${f}`, async (_req, reply) =>
+    app.get(`/web/ort/${f}`, HIDDEN, async (_req, reply) =>
       reply
         .header('Cache-Control', 'no-cache')
         .type(f.endsWith('.wasm') ? 'application/wasm' : JS)
