@@ -5,15 +5,11 @@ import { Redis } from 'ioredis';
 import { GraphError } from '../errors.js';
 import { assertReachable, connectionOf, jobId, resultsKey, type EmissionsChunk, type PredictJob } from './protocol.js';
 
-export interface QueuePredictOptions {
+/** The run's settings that every job carries (PredictJob), plus where and what to enqueue. */
+export interface QueuePredictOptions extends Pick<PredictJob, 'modelSha' | 'offsets' | 'windowSize' | 'overlap' | 'batch'> {
   url: string;
   queueName: string;
   texts: string[];
-  modelSha: string;
-  offsets: 'codepoint' | 'utf16';
-  windowSize?: number;
-  overlap?: number;
-  batch: number;
   /** Texts per job (default 100). */
   chunk?: number;
   /** Tries per job before the run fails (default 5). */
