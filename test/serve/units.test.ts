@@ -5,8 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { BatcherClosedError, lengthGroups, MicroBatcher } from '../../src/serve/batcher.js';
 import { hslHex, PALETTE, typeColors } from '../../src/serve/colors.js';
 import { modelName } from '../../src/serve/server.js';
-import { LruCache } from '../../src/serve/lru.js';
-import { escapeHelp, escapeLabelValue, formatValue, Registry } from '../../src/serve/metrics.js';
+import { LruCache } from '../../src/serve/cache/lru.js';
 
 describe('LruCache', () => {
   it('evicts the least recently used entry; get refreshes recency', () => {
@@ -31,61 +30,6 @@ describe('LruCache', () => {
     expect(c.get('a')).toBeUndefined();
     expect(c.size).toBe(0);
     expect(() => new LruCache(-1)).toThrow(RangeError);
-  });
-});
-
-describe('Prometheus text exposition', () => {
-  it('escapes label values and HELP text as the format specifies (its published example)', () => {
-    // From the Prometheus exposition-format documentation:
-    //   msdos_file_access_time_seconds{path="C:\\DIR\\FILE.TXT",error="Cannot find file:\n\"FILE.TXT\""} 1.458255915e9
-    expect(escapeLabelValue('C:\\DIR\\FILE.TXT')).toBe('C:\\\\DIR\\\\FILE.TXT');
-    expect(escapeLabelValue('Cannot find file:\n"FILE.TXT"')).toBe('Cannot find file:\\n\\"FILE.TXT\\"');
-    expect(escapeHelp('a\\b\nc "d"')).toBe('a\\\\b\\nc "d"');
-    expect([formatValue(Infinity), formatValue(-Infinity), formatValue(NaN), formatValue(0.25)]).toEqual(['+Inf', '-Inf', 'NaN', '0.25']);
-  });
-
-  it('renders counters, gauges and cumulative histograms with _sum and _count', () => {
-    const r = new Registry();
-    const c = r.counter('http_requests_total', 'The total number of HTTP requests.', ['method', 'code']);
-    c.inc({ method: 'post', code: '200' }, 1027);
-    c.inc({ method: 'post', code: '400' }, 3);
-    const h = r.histogram('http_request_duration_seconds', 'A histogram of the request duration.', [0.05, 0.1, 0.2, 0.5, 1]);
-    // 2 observations per bucket, 1 above the last bound; le bounds are inclusive
-    for (const v of [0.01, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 3]) h.observe({}, v);
-    r.gauge('queue', 'Items waiting.', [], (g) => g.set({}, 7));
-    expect(r.render()).toBe(
-      [
-        '# HELP http_requests_total The total number of HTTP requests.',
-        '# TYPE http_requests_total counter',
-        'http_requests_total{method="post",code="200"} 1027',
-        'http_requests_total{method="post",code="400"} 3',
-        '# HELP http_request_duration_seconds A histogram of the request duration.',
-        '# TYPE http_request_duration_seconds histogram',
-        'http_request_duration_seconds_bucket{le="0.05"} 2',
-        'http_request_duration_seconds_bucket{le="0.1"} 4',
-        'http_request_duration_seconds_bucket{le="0.2"} 6',
-        'http_request_duration_seconds_bucket{le="0.5"} 8',
-        'http_request_duration_seconds_bucket{le="1"} 10',
-        'http_request_duration_seconds_bucket{le="+Inf"} 11',
-        `http_request_duration_seconds_sum ${[0.01, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 3].reduce((a, b) => a + b, 0)}`,
-        'http_request_duration_seconds_count 11',
-        '# HELP queue Items waiting.',
-        '# TYPE queue gauge',
-        'queue 7',
-        '',
-      ].join('\n'),
-    );
-  });
-
-  it('rejects invalid names, unknown labels and decreasing counters', () => {
-    const r = new Registry();
-    expect(() => r.counter('bad-name', 'x')).toThrow(RangeError);
-    expect(() => r.histogram('h', 'x', [1], ['le'])).toThrow(RangeError);
-    expect(() => r.histogram('h2', 'x', [2, 1])).toThrow(RangeError);
-    const c = r.counter('c_total', 'x', ['a']);
-    expect(() => c.inc({ b: '1' })).toThrow(RangeError);
-    expect(() => c.inc({ a: '1' }, -1)).toThrow(RangeError);
-    expect(() => r.counter('c_total', 'again')).toThrow(RangeError);
   });
 });
 

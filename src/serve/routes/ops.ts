@@ -1,7 +1,6 @@
 /** Operations routes: `/healthz`, `/metrics` (Prometheus text), `/api/info`, `/openapi.json`. */
 import type { FastifyInstance } from 'fastify';
 import { JSON_TYPE } from '../errors.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../metrics.js';
 import { ERROR_RESPONSES, HEALTH, INFO } from '../schemas.js';
 import type { RouteContext } from './context.js';
 
@@ -21,7 +20,7 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: RouteContext): void
         response: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...ERROR_RESPONSES },
       },
     },
-    async (_req, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(await ctx.metrics.registry.metrics()),
+    async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
   );
 
   app.get(
