@@ -25,6 +25,9 @@
  *
  * and then floods a server with a small queue bound (`--flood 2000` requests at concurrency 512 against
  * --max-queue 64): every answer must be 200 or 429 (with Retry-After), none 5xx, none left hanging (30 s).
+ * Each configuration also reports the CPU it spent per request (server main thread, other server threads,
+ * this load generator; from /proc on Linux) and the requests/s that CPU allows on the machine's cores,
+ * which bounds what a second worker can add when the load generator shares the machine.
  * The batching suite pins --workers 0 (the model on the main thread, as before the pool existed).
  *
  * With --rounds R the configurations are run R times each, interleaved, and their rounds pooled
@@ -32,7 +35,7 @@
  * keeps a change of background load from favouring one configuration.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -162,6 +165,37 @@ function metric(text, name) {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+/**
+ * CPU seconds used so far by each thread of process `pid` (Linux /proc/<pid>/task/<tid>/stat: utime +
+ * stime in clock ticks, 100 per second on Linux), or undefined where /proc is not there.
+ */
+function threadCpu(pid) {
+  try {
+    const out = new Map();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(f[11]) + Number(f[12])) / 100);
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Server CPU between two snapshots, split into its main thread (HTTP, JSON, batching) and all others. */
+function cpuDelta(pid, before, after) {
+  if (!before || !after) return undefined;
+  let main = 0;
+  let other = 0;
+  for (const [tid, t] of after) {
+    const d = t - (before.get(tid) ?? 0);
+    if (tid === String(pid)) main += d;
+    else other += d;
+  }
+  return { main, other };
+}
+
 function startServer(flags) {
   const extra = args.threads ? ['--threads', args.threads] : [];
   const proc = spawn(process.execPath, [BIN, 'serve', '--model', MODEL, '--port', '0', ...flags, ...extra], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -198,6 +232,8 @@ async function runConfig(cfg, reference) {
     let mismatches = 0;
     const samples = [];
     let next = 0;
+    const cpu0 = threadCpu(srv.proc.pid);
+    const client0 = process.cpuUsage();
     const t0 = performance.now();
     const worker = async () => {
       while (next < N) {
@@ -213,6 +249,8 @@ async function runConfig(cfg, reference) {
     };
     await Promise.all(Array.from({ length: C }, worker));
     const wall = (performance.now() - t0) / 1000;
+    const client = process.cpuUsage(client0);
+    const serverCpu = cpuDelta(srv.proc.pid, cpu0, threadCpu(srv.proc.pid));
     const after = await getText(srv.url, '/metrics');
     for (let i = 0; i < N; i++) {
       const want = reference?.get(stream[i]);
@@ -236,6 +274,9 @@ async function runConfig(cfg, reference) {
       hits: d('ranerc_cache_hits_total'),
       coalesced: d('ranerc_cache_coalesced_total'),
       answersByText,
+      cpuMain: serverCpu?.main ?? NaN,
+      cpuOther: serverCpu?.other ?? NaN,
+      cpuClient: (client.user + client.system) / 1e6,
     };
   } finally {
     agent.destroy();
@@ -309,6 +350,13 @@ function summarize(cfg, runs) {
     model_calls: sum('calls'),
     cache_hits: sum('hits'),
     coalesced: sum('coalesced'),
+    // CPU milliseconds per request: the server's main thread, its other threads (inference workers,
+    // onnxruntime's pool, V8's helpers) and this load generator, which shares the machine.
+    cpu_ms_per_request: {
+      server_main: (1000 * sum('cpuMain')) / lat.length,
+      server_other_threads: (1000 * sum('cpuOther')) / lat.length,
+      load_client: (1000 * sum('cpuClient')) / lat.length,
+    },
     samples: runs.flatMap((x) => x.samples).slice(0, 3),
   };
 }
@@ -342,6 +390,29 @@ if (args.json) {
   console.log('batches: micro-batches (texts collected from concurrent requests); model calls: pipeline runs after');
   console.log('grouping each batch by token length; shared: cache misses answered by an identical text already in flight');
   for (const x of results) for (const s of x.samples) console.log(`  ${x.config}: ${s}`);
+  if (results.every((x) => Number.isFinite(x.cpu_ms_per_request.server_main))) {
+    console.log('');
+    console.log('CPU per request (ms; /proc thread times over the measured requests):');
+    for (const x of results) {
+      const c = x.cpu_ms_per_request;
+      const total = c.server_main + c.server_other_threads + c.load_client;
+      // With every core busy, requests/s cannot exceed cores / (CPU per request).
+      console.log(
+        `  ${x.config.padEnd(16)} server main ${c.server_main.toFixed(3)}, other server threads ${c.server_other_threads.toFixed(3)}, ` +
+          `load client ${c.load_client.toFixed(3)}; total ${total.toFixed(3)} → at most ${(env.cores * 1000 / total).toFixed(0)} req/s on ${env.cores} cores`,
+      );
+    }
+    const one = results.find((x) => x.config === '1 worker');
+    const two = results.find((x) => x.config === '2 workers');
+    if (one && two) {
+      const c = two.cpu_ms_per_request;
+      const bound = (env.cores * 1000) / (c.server_main + c.server_other_threads + c.load_client);
+      console.log(
+        `  2 workers vs 1: measured ${(two.throughput_rps / one.throughput_rps).toFixed(2)}×; the CPU the 2-worker server and this client ` +
+          `spend per request allow at most ${(bound / one.throughput_rps).toFixed(2)}× on ${env.cores} otherwise idle cores`,
+      );
+    }
+  }
 }
 
 /** Flood a server whose queue holds 64 texts: answers must be 200 or 429 with Retry-After, none 5xx or hanging. */
