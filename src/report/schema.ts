@@ -8,6 +8,7 @@
  */
 import type { F1Scores } from '../ner/types.js';
 import type { BenchRow } from '../runtime/bench.js';
+import type { ProfileDetails } from '../runtime/profile.js';
 
 export const REPORT_SCHEMA = 'ranerc.report/1' as const;
 
@@ -125,6 +126,10 @@ export interface BenchDetails {
   peakRssBytes: number;
   /** Milliseconds onnxruntime took to load the model. */
   loadMs: number;
+  /** `--int8`: the second model, timed in interleaved rounds with the first. */
+  compared?: { model: string; loadMs: number; rounds: number };
+  /** `--profile`: onnxruntime's per-node profile at each point. */
+  profile?: ProfileDetails[];
 }
 
 /** Details of commands this module renders specially, by command name. */
