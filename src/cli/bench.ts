@@ -29,6 +29,7 @@ import {
   type BenchInputs,
   type BenchRow,
 } from '../runtime/bench.js';
+import { cpuFeatures } from '../runtime/cpu.js';
 import { profilePair, type ProfileDetails } from '../runtime/profile.js';
 import { NerSession } from '../runtime/session.js';
 import { rename, rm } from 'node:fs/promises';
@@ -199,6 +200,7 @@ async function runBench(ctx: CliContext, flags: BenchFlags): Promise<number> {
     peakRssBytes: peak,
     loadMs: session.loadMs,
     compared: second ? { model: flags.int8!, loadMs: second.loadMs, rounds: 4 } : undefined,
+    cpu: cpuFeatures(),
     profile: profiles.length > 0 ? profiles : undefined,
   };
   const report: Report<BenchDetails, 'bench'> = newReport(
@@ -236,7 +238,8 @@ async function runBench(ctx: CliContext, flags: BenchFlags): Promise<number> {
   for (const p of profiles) text += `\nprofile\n${profileText(p)}`;
   const head =
     `${flags.model}: ${fmt.bytes(model.bytes)}, ${model.parameters === undefined ? '?' : fmt.int(model.parameters)} parameters, ` +
-    `load ${fmt.ms(session.loadMs)} ms, peak RSS ${fmt.bytes(peak)}, ${inputs.source} inputs, threads ${flags.threads ?? 'default'}\n\n`;
+    `load ${fmt.ms(session.loadMs)} ms, peak RSS ${fmt.bytes(peak)}, ${inputs.source} inputs, threads ${flags.threads ?? 'default'}` +
+    `${details.cpu ? `, CPU ${details.cpu.flags.join('/') || 'no avx2'}${details.cpu.vnni ? ' (VNNI)' : ' (no VNNI)'}` : ''}\n\n`;
   try {
     await emitReport(ctx, report, { ...flags, reportDir }, head + text);
     if (flags.profile) await rename(profileTmp, join(reportDir, 'profile'));

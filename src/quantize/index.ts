@@ -20,6 +20,7 @@ import { summarizeData, summarizeModel } from '../report/models.js';
 import type { Progress } from '../report/progress.js';
 import type { DataFileSummary } from '../report/schema.js';
 import { peakRssBytes, type BenchRow } from '../runtime/bench.js';
+import { cpuFeatures } from '../runtime/cpu.js';
 import { sha256File } from '../util/fs.js';
 import { DEFAULT_PERCENTILE } from './calibrate.js';
 import { planQuantization } from './plan.js';
@@ -246,6 +247,12 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     timings.bench = performance.now() - t0;
   }
   const peak = peakRssBytes();
+  const cpu = cpuFeatures();
+  if (cpu && !cpu.vnni) {
+    warnings.push(
+      `this CPU has no VNNI (flags: ${cpu.flags.join(', ') || 'none of avx2/avx512f'}): onnxruntime's u8×s8 kernels may saturate and run slower; measure before shipping (reduce_range is not implemented yet)`,
+    );
+  }
 
   // ---- report
   const byOpType: QuantizeDetails['nodes']['byOpType'] = {};
@@ -272,6 +279,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     guard,
     ranges: ranges.size > 0 ? [...ranges.values()] : undefined,
     bench,
+    cpu,
     profile,
     timingsMs: timings,
     peakRssBytes: peak,

@@ -48,6 +48,7 @@ registerDetailsRenderer('quantize', (report) => {
         'quantized nodes': d.nodes.quantized,
         'candidates left in float': d.nodes.leftInFloat,
         'SQNR sentences': d.sqnrSentences,
+        'CPU int8 features': d.cpu ? `${d.cpu.flags.join(', ') || 'none'}${d.cpu.vnni ? ' (VNNI)' : ' (no VNNI)'}` : undefined,
         'peak RSS': fmt.bytes(d.peakRssBytes),
         'total time': `${(d.timingsMs.total / 1000).toFixed(1)} s`,
       },

@@ -7,6 +7,7 @@ import type { ModelFolder } from '../onnx/types.js';
 import type { Progress } from '../report/progress.js';
 import type { Report } from '../report/schema.js';
 import type { BenchRow } from '../runtime/bench.js';
+import type { CpuFeatures } from '../runtime/cpu.js';
 import type { ProfileDetails } from '../runtime/profile.js';
 import type { QParams } from './qparams.js';
 
@@ -199,6 +200,8 @@ export interface QuantizeDetails {
   };
   ranges?: TensorRange[];
   bench?: { seqLens: number[]; batchSizes: number[]; rounds: number; seconds: number; inputs: 'data' | 'synthetic' };
+  /** The CPU's int8-relevant features (VNNI decides how fast u8×s8 GEMMs run); absent where unknown. */
+  cpu?: CpuFeatures;
   /** onnxruntime's profile of the float and the quantized model at the first latency point. */
   profile?: ProfileDetails;
   timingsMs: { load: number; calibrate: number; rewrite: number; sqnr: number; eval: number; bench: number; write: number; total: number };

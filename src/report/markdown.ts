@@ -160,6 +160,7 @@ registerDetailsRenderer('bench', (report) => {
       'seconds per point (at least)': d.seconds,
       'model load time': `${fmt.ms(d.loadMs)} ms`,
       'peak RSS': fmt.bytes(d.peakRssBytes),
+      'CPU int8 features': d.cpu ? `${d.cpu.flags.join(', ') || 'none'}${d.cpu.vnni ? ' (VNNI)' : ' (no VNNI)'}` : undefined,
       'compared with (interleaved rounds)': d.compared ? `\`${d.compared.model}\` (${d.compared.rounds} rounds, load ${fmt.ms(d.compared.loadMs)} ms)` : undefined,
     }, ['item', 'value']),
     ...(d.profile ?? []).flatMap((p) => ['', `### Profile: seq ${p.seqLen} × batch ${p.batch}`, '', profileMarkdown(p)]),
