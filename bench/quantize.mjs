@@ -3,7 +3,8 @@
  * Benchmark (not a test): quantize the fixture teacher and print the float vs INT8 table — size,
  * parameters, micro F1 on the committed MSRA test sample, p50/p95 latency per (sequence, batch) measured
  * in the same process with alternating rounds, and the speed-up — for static QDQ (per tensor and per
- * channel) and dynamic quantization.
+ * channel) and dynamic quantization; for each variant also onnxruntime's profile of both models (time by
+ * op type, GEMM share, int8/float GEMM ratio k at the model's shapes, the bound 1 / (rest + GEMM / k)).
  *
  *   npm run build && node bench/quantize.mjs [--model DIR] [--calib FILE] [--eval FILE] [--threads N]
  *       [--seq 64,128] [--batch 1,8] [--seconds 4] [--variants qdq,qdq-pc,dynamic] [--keep DIR]
@@ -40,12 +41,13 @@ const VARIANTS = {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  let quantizeModelFolder, writeReport, renderMarkdown, fmt, renderTable;
+  let quantizeModelFolder, writeReport, renderMarkdown, fmt, renderTable, profileText;
   try {
     ({ quantizeModelFolder } = await import(join(ROOT, 'dist/quantize/index.js')));
     ({ writeReport } = await import(join(ROOT, 'dist/report/write.js')));
     ({ renderMarkdown } = await import(join(ROOT, 'dist/report/markdown.js')));
     ({ fmt, renderTable } = await import(join(ROOT, 'dist/report/table.js')));
+    ({ profileText } = await import(join(ROOT, 'dist/report/profile.js')));
   } catch (e) {
     console.error(`bench/quantize: cannot load dist/ (${e instanceof Error ? e.message : e}); run \`npm run build\` first`);
     process.exitCode = 1;
@@ -85,6 +87,9 @@ async function main() {
         ...v.opts,
       });
       const wall = (performance.now() - t0) / 1000;
+      // onnxruntime's profile of both models at the first (seq, batch) point: time by op type, GEMM share, k, bound
+      const prof = res.report.details.profile;
+      if (prof) console.log(`\n${v.label}: onnxruntime profile\n${profileText(prof)}`);
       await writeReport(join(reportBase, name), res.report, renderMarkdown(res.report));
       const [before, after] = res.report.models;
       const lat = (/** @type {any} */ m) => (m.latency ?? []).map((r) => `${fmt.ms(r.p50Ms)}/${fmt.ms(r.p95Ms)}`);

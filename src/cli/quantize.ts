@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../errors.js';
 import { quantizeModelFolder, type CalibrationMethod, type QuantFormat } from '../quantize/index.js';
+import { DEFAULT_PERCENTILE } from '../quantize/calibrate.js';
 import { quantizeSummary } from '../quantize/report.js';
 import { createProgress } from '../report/progress.js';
 import { action, intListOption, intOption, numberOption, type CliContext } from './context.js';
@@ -41,6 +42,8 @@ interface QuantizeFlags extends ModelFlags, ReportFlags, WindowFlags {
   benchSeconds: number;
   /** false with --no-bench */
   bench: boolean;
+  /** false with --no-profile */
+  profile: boolean;
 }
 
 const METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy'];
@@ -95,6 +98,7 @@ async function runQuantize(ctx: CliContext, flags: QuantizeFlags): Promise<numbe
     sqnrSize: flags.sqnrSize,
     threads: flags.threads,
     bench: flags.bench,
+    profile: flags.profile,
     seqLens: flags.seq,
     batchSizes: flags.benchBatch,
     benchSeconds: flags.benchSeconds,
@@ -118,7 +122,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-c, --calib <file>', 'calibration sentences: JSONL {"text": ...}, CoNLL, or .txt one per line (needed for static mode)')
     .option('--calib-size <n>', 'use the first N calibration sentences', intOption('--calib-size', 1))
     .option('--method <name>', 'activation range calibration: minmax, percentile or entropy', 'minmax')
-    .option('--percentile <p>', 'percentile kept by --method percentile', numberOption('--percentile', 50, 100), 99.99)
+    .option('--percentile <p>', 'percentile kept by --method percentile', numberOption('--percentile', 50, 100), DEFAULT_PERCENTILE)
     .option('--format <fmt>', 'qdq (QuantizeLinear/DequantizeLinear pairs, default) or qoperator (QLinearMatMul/MatMulInteger)')
     .option('--per-channel', 'one weight scale per output channel (opset >= 13)')
     .option('--exclude <names...>', 'node names or op types to keep in float (space- or comma-separated)')
@@ -131,7 +135,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--seq <list>', 'latency: sequence lengths incl. [CLS]/[SEP]', intListOption('--seq', 3), [64])
     .option('--bench-batch <list>', 'latency: batch sizes', intListOption('--bench-batch', 1), [1])
     .option('--bench-seconds <s>', 'latency: timed seconds per model and point (alternating rounds)', numberOption('--bench-seconds', 0.1, 3600), 4)
-    .option('--no-bench', 'skip the latency comparison');
+    .option('--no-bench', 'skip the latency comparison')
+    .option('--no-profile', "skip onnxruntime's per-node profile of both models (time by op type, GEMM share, speed-up bound) after the latency comparison");
   addWindowOptions(cmd);
   addThreadsOption(cmd);
   addReportOptions(cmd);

@@ -216,6 +216,9 @@ export interface CollectResult {
   notFloat: Map<string, string>;
 }
 
+/** Default percentile kept by `method: percentile` (onnxruntime's quantization tools default to 99.999 too). */
+export const DEFAULT_PERCENTILE = 99.999;
+
 /** Default histogram sizes: 2048 bins (percentile and entropy), 128 quantized levels (entropy). */
 export const DEFAULT_BINS = 2048;
 export const DEFAULT_QUANTIZED_BINS = 128;
@@ -291,7 +294,7 @@ export async function collectRanges(
     }
     for (const t of live) {
       const h = hists.get(t)!;
-      const range = opts.method === 'percentile' ? percentileRange(h, opts.percentile ?? 99.999) : entropyRange(h, opts.numQuantizedBins ?? DEFAULT_QUANTIZED_BINS);
+      const range = opts.method === 'percentile' ? percentileRange(h, opts.percentile ?? DEFAULT_PERCENTILE) : entropyRange(h, opts.numQuantizedBins ?? DEFAULT_QUANTIZED_BINS);
       ranges.set(t, { tensor: t, min: range.min, max: range.max, observedMin: h.min, observedMax: h.max, nonFinite: h.nonFinite });
     }
   } finally {

@@ -4,6 +4,7 @@
  */
 import { keyValueTable, mdTable, registerDetailsRenderer } from '../report/markdown.js';
 import type { ModelSummary, Report } from '../report/schema.js';
+import { profileMarkdown } from '../report/profile.js';
 import { fmt, renderTable } from '../report/table.js';
 import type { NodeSqnr, QuantizeDetails } from './types.js';
 
@@ -47,6 +48,7 @@ registerDetailsRenderer('quantize', (report) => {
         'quantized nodes': d.nodes.quantized,
         'candidates left in float': d.nodes.leftInFloat,
         'SQNR sentences': d.sqnrSentences,
+        'CPU int8 features': d.cpu ? `${d.cpu.flags.join(', ') || 'none'}${d.cpu.vnni ? ' (VNNI)' : ' (no VNNI)'}` : undefined,
         'peak RSS': fmt.bytes(d.peakRssBytes),
         'total time': `${(d.timingsMs.total / 1000).toFixed(1)} s`,
       },
@@ -90,7 +92,8 @@ registerDetailsRenderer('quantize', (report) => {
       '',
       '### Accuracy guard',
       '',
-      `Budget: F1 drop ≤ ${g.maxF1DropPoints} points; ${g.met ? '**met**' : '**NOT met** — the best model found was written'} (try ${g.tries[g.chosen].try} chosen).`,
+      `Budget: F1 drop ≤ ${g.maxF1DropPoints} points; ${g.met ? '**met**' : '**NOT met** — the best model found was written'} (try ${g.tries[g.chosen].try} chosen).` +
+        (g.inSample ? ' The guard chose on the --eval data, so the F1 after is in-sample (score a separate test file with `ranerc eval` for an unbiased figure).' : ''),
       '',
       mdTable(
         ['try', 'nodes in float', 'F1 %', 'drop (points)', 'size', 'within budget'],
@@ -99,13 +102,16 @@ registerDetailsRenderer('quantize', (report) => {
       ),
     );
   }
+  if (d.profile) {
+    out.push('', `### Where the time goes (onnxruntime profile, seq ${d.profile.seqLen} × batch ${d.profile.batch})`, '', profileMarkdown(d.profile));
+  }
   const floatSet = new Set(d.leftInFloat.map((f) => f.node));
   if (d.sqnr.length) {
     out.push(
       '',
       '### Per-node SQNR',
       '',
-      'Local SQNR: the node\'s own quantization noise (its quantized inputs vs float, noise powers added). Output SQNR: the node\'s output in the int8 model vs the float model on the same calibration sentences (error accumulated from upstream).',
+      `Local SQNR: the node's own quantization noise (its quantized inputs vs float, noise powers added). Output SQNR: the node's output in the int8 model vs the float model (error accumulated from upstream). Measured on ${d.sqnrSentences} ${d.sqnrSource === 'held-out' ? 'calibration-file sentences after --calib-size (not used for calibration)' : 'calibration sentences (in-sample: pass a --calib-size below the file size to hold sentences out)'}.`,
       '',
       sqnrTableMarkdown(d.sqnr, floatSet),
     );
@@ -159,6 +165,13 @@ export function quantizeSummary(report: Report<QuantizeDetails>): string {
       d.guard.met
         ? `F1 budget ${d.guard.maxF1DropPoints} points: met (try ${d.guard.tries[d.guard.chosen].try}, ${d.guard.tries[d.guard.chosen].floatNodes.length} nodes returned to float)`
         : `F1 budget ${d.guard.maxF1DropPoints} points: NOT MET after ${d.guard.tries.length - 1} tries; best model written (drop ${d.guard.tries[d.guard.chosen].dropPoints.toFixed(2)} points)`,
+    );
+  }
+  if (d.profile?.comparison) {
+    const c = d.profile.comparison;
+    lines.push(
+      `profile: GEMM share ${(d.profile.float.gemmShare * 100).toFixed(1)} % of float kernel time, int8/float GEMM ratio k ${c.gemmSpeedRatio.toFixed(2)}, ` +
+        `bound ${c.bound.toFixed(2)}×${d.profile.measuredSpeedup !== undefined ? ` (measured ${d.profile.measuredSpeedup.toFixed(2)}× = ${((d.profile.measuredSpeedup / c.bound) * 100).toFixed(0)} % of it)` : ''}`,
     );
   }
   const worst = [...d.sqnr].sort((a, b) => (a.localSqnrDb ?? Infinity) - (b.localSqnrDb ?? Infinity)).slice(0, 5);

@@ -7,6 +7,8 @@ import type { ModelFolder } from '../onnx/types.js';
 import type { Progress } from '../report/progress.js';
 import type { Report } from '../report/schema.js';
 import type { BenchRow } from '../runtime/bench.js';
+import type { CpuFeatures } from '../runtime/cpu.js';
+import type { ProfileDetails } from '../runtime/profile.js';
 import type { QParams } from './qparams.js';
 
 /** Where the quantized model's integer arithmetic is expressed. */
@@ -173,8 +175,10 @@ export interface QuantizeDetails {
   perChannelDowngraded?: boolean;
   opset: number;
   calibration?: CalibrationSettings;
-  /** Calibration sentences the SQNR pass ran on. */
+  /** Sentences the SQNR pass ran on. */
   sqnrSentences: number;
+  /** Where they came from: calibration-file sentences after --calib-size (held out), or the calibration sentences themselves (in-sample). */
+  sqnrSource?: 'held-out' | 'calibration';
   nodes: {
     quantized: number;
     /** Candidates (MatMul/Gemm/Gather) left in float. */
@@ -191,9 +195,15 @@ export interface QuantizeDetails {
     /** Index into `tries` of the model written. */
     chosen: number;
     met: boolean;
+    /** The guard chose on the same labelled data the reported F1 is measured on (in-sample F1). */
+    inSample?: boolean;
   };
   ranges?: TensorRange[];
   bench?: { seqLens: number[]; batchSizes: number[]; rounds: number; seconds: number; inputs: 'data' | 'synthetic' };
+  /** The CPU's int8-relevant features (VNNI decides how fast u8×s8 GEMMs run); absent where unknown. */
+  cpu?: CpuFeatures;
+  /** onnxruntime's profile of the float and the quantized model at the first latency point. */
+  profile?: ProfileDetails;
   timingsMs: { load: number; calibrate: number; rewrite: number; sqnr: number; eval: number; bench: number; write: number; total: number };
   peakRssBytes: number;
 }
@@ -228,6 +238,8 @@ export interface QuantizeOptions {
   threads?: number;
   /** Latency grid; `bench: false` skips latency. */
   bench?: boolean;
+  /** Profile both models under onnxruntime after the latency comparison (default: true when benchmarking). */
+  profile?: boolean;
   seqLens?: number[];
   batchSizes?: number[];
   /** Seconds of timed runs per model and grid point (split over alternating rounds). */

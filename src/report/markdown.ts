@@ -7,6 +7,7 @@
 import type { F1Scores, Prf } from '../ner/types.js';
 import type { BenchRow } from '../runtime/bench.js';
 import type { BenchDetails, EvalDetails, ModelSummary, Report } from './schema.js';
+import { profileMarkdown } from './profile.js';
 import { fmt } from './table.js';
 
 /** Renders a command's `details` as Markdown sections (without a trailing blank line). */
@@ -159,7 +160,10 @@ registerDetailsRenderer('bench', (report) => {
       'seconds per point (at least)': d.seconds,
       'model load time': `${fmt.ms(d.loadMs)} ms`,
       'peak RSS': fmt.bytes(d.peakRssBytes),
+      'CPU int8 features': d.cpu ? `${d.cpu.flags.join(', ') || 'none'}${d.cpu.vnni ? ' (VNNI)' : ' (no VNNI)'}` : undefined,
+      'compared with (interleaved rounds)': d.compared ? `\`${d.compared.model}\` (${d.compared.rounds} rounds, load ${fmt.ms(d.compared.loadMs)} ms)` : undefined,
     }, ['item', 'value']),
+    ...(d.profile ?? []).flatMap((p) => ['', `### Profile: seq ${p.seqLen} × batch ${p.batch}`, '', profileMarkdown(p)]),
   ].join('\n');
 });
 

@@ -8,6 +8,8 @@
  */
 import type { F1Scores } from '../ner/types.js';
 import type { BenchRow } from '../runtime/bench.js';
+import type { CpuFeatures } from '../runtime/cpu.js';
+import type { ProfileDetails } from '../runtime/profile.js';
 
 export const REPORT_SCHEMA = 'ranerc.report/1' as const;
 
@@ -125,6 +127,12 @@ export interface BenchDetails {
   peakRssBytes: number;
   /** Milliseconds onnxruntime took to load the model. */
   loadMs: number;
+  /** `--int8`: the second model, timed in interleaved rounds with the first. */
+  compared?: { model: string; loadMs: number; rounds: number };
+  /** The CPU's int8-relevant features (VNNI, AVX-512, AVX2), where /proc/cpuinfo is readable. */
+  cpu?: CpuFeatures;
+  /** `--profile`: onnxruntime's per-node profile at each point. */
+  profile?: ProfileDetails[];
 }
 
 /** Details of commands this module renders specially, by command name. */

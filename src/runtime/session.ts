@@ -16,6 +16,14 @@ export interface SessionOptions {
   interOpThreads?: number;
   /** Graph optimization level; omitted → onnxruntime's default ('all'). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Record onnxruntime's per-node profile to `<prefix>_<timestamp>.json` (read it after `endProfiling`). */
+  profileFilePrefix?: string;
+  /** Write the graph onnxruntime runs (after its optimizations) to this .onnx file when the session is created. */
+  optimizedModelFilePath?: string;
+  /** Execution mode; omitted → onnxruntime's default ('sequential'). */
+  executionMode?: 'sequential' | 'parallel';
+  /** Whether idle intra-op threads spin for work (onnxruntime's default: yes); false lowers CPU use between runs. */
+  intraOpSpinning?: boolean;
 }
 
 /** A padded batch as nested arrays (convenient; `runFlat` is the allocation-free path). */
@@ -173,6 +181,13 @@ export class NerSession {
     if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
     if (opts.interOpThreads !== undefined) options.interOpNumThreads = opts.interOpThreads;
     if (opts.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = opts.graphOptimizationLevel;
+    if (opts.profileFilePrefix !== undefined) {
+      options.enableProfiling = true;
+      options.profileFilePrefix = opts.profileFilePrefix;
+    }
+    if (opts.optimizedModelFilePath !== undefined) options.optimizedModelFilePath = opts.optimizedModelFilePath;
+    if (opts.executionMode !== undefined) options.executionMode = opts.executionMode;
+    if (opts.intraOpSpinning !== undefined) options.extra = { session: { intra_op: { allow_spinning: opts.intraOpSpinning ? '1' : '0' } } };
     const t0 = performance.now();
     let session: ort.InferenceSession;
     try {
@@ -260,6 +275,13 @@ export class NerSession {
       );
     }
     return { logits: out.data as Float32Array, dims: [dims[0], dims[1], dims[2]] };
+  }
+
+  /** Stop onnxruntime's profiler and flush its JSON file (sessions opened with `profileFilePrefix`). */
+  async endProfiling(): Promise<void> {
+    await this.queue.run(async () => {
+      this.session.endProfiling();
+    });
   }
 
   /** Release the native session (idempotent). */

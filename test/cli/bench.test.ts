@@ -60,6 +60,23 @@ describe('ranerc bench', () => {
     expect(r.out).toMatch(/seq\s+batch\s+p50 ms\s+p95 ms\s+p99 ms/);
   });
 
+  it('--int8 times a second model interleaved and --profile saves the traces and optimized graphs under the report folder', async () => {
+    const dir = join(tmp, 'profile');
+    const r = await cli('bench', '--model', MODEL, '--int8', join(REPO, 'fixtures', 'tiny', 'bmes-op12-nobias'), '--profile', '--profile-runs', '2', '--seq', '16', '--batch', '1', '--warmup', '1', '--iterations', '2', '--seconds', '0', '--threads', '1', '--json', '--report-dir', dir);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out) as Report<BenchDetails>;
+    expect(report.models.map((m) => m.role)).toEqual(['model', 'int8']);
+    const p = report.details.profile![0];
+    expect([p.seqLen, p.batch, p.runs]).toEqual([16, 1, 2]);
+    // the same model twice: the same graph, so the same op types and node counts
+    expect(new Map(p.int8!.rows.map((x) => [x.opType, x.callsPerRun]))).toEqual(new Map(p.float.rows.map((x) => [x.opType, x.callsPerRun])));
+    for (const f of [p.float.trace, p.float.optimized!, p.int8!.trace, p.int8!.optimized!]) {
+      expect(f.startsWith(join(dir, 'profile'))).toBe(true);
+      expect((await readFile(f)).length).toBeGreaterThan(100);
+    }
+    expect(await readFile(join(dir, 'report.md'), 'utf8')).toContain('### Profile: seq 16 × batch 1');
+  });
+
   it('budget defaults: at least 10 runs and 3 s; --iterations alone is exact; --seconds alone keeps 10 runs minimum', () => {
     expect(benchBudget({})).toEqual({ iterations: 10, minSeconds: 3 });
     expect(benchBudget({ iterations: 50 })).toEqual({ iterations: 50, minSeconds: 0 });

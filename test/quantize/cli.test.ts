@@ -89,6 +89,24 @@ describe('ranerc quantize', () => {
     expect(ops).toContain('MatMulInteger');
   });
 
+  it('latency and profile: the report carries the op-time table of both models; SQNR on held-out sentences', async () => {
+    const out = join(TMP, 'prof');
+    const rep = join(TMP, 'rep-prof');
+    const r = await cli('quantize', '--model', MODEL, '--calib', CALIB, '--calib-size', '30', '--sqnr-size', '4', '--out', out, '--seq', '16', '--bench-seconds', '0.2', '--threads', '1', '--json', '--report-dir', rep);
+    expect(r.code, r.err).toBe(0);
+    const d = parse(r.out).details;
+    expect(d.sqnrSource).toBe('held-out');
+    expect(d.sqnrSentences).toBe(4);
+    const p = d.profile!;
+    expect([p.seqLen, p.batch]).toEqual([16, 1]);
+    // the float graph runs float GEMMs only; the quantized one integer kernels
+    expect(p.float.rows.some((x) => x.category === 'gemm-int8')).toBe(false);
+    expect(p.int8!.rows.some((x) => x.category === 'gemm-int8')).toBe(true);
+    expect(p.comparison!.bound).toBeCloseTo(1 / (1 - p.float.gemmShare + p.float.gemmShare / p.comparison!.gemmSpeedRatio), 9);
+    expect(p.measuredSpeedup).toBeGreaterThan(0);
+    expect(readFileSync(join(rep, 'report.md'), 'utf8')).toContain('### Where the time goes');
+  });
+
   it('accuracy guard: returns the worst nodes to float until the budget holds', async () => {
     const out = join(TMP, 'guard');
     // a 60th-percentile range clips most activations: a large F1 drop the guard has to repair

@@ -1,4 +1,5 @@
 /** Helpers for test/quantize: small graphs built in code, onnxruntime runs, and a quantize-one-model shortcut. */
+import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { expect } from 'vitest';
 import { encodeModel, onnx } from '../../src/onnx/codec.js';
@@ -139,4 +140,18 @@ export async function compareLogits(floatModel: Uint8Array, quantModel: Uint8Arr
     await qs.release();
   }
   return { sqnrDb: sqnr(ref, got), agree: same / total };
+}
+
+/** Calibration batches from a tiny fixture's reference.json (its PyTorch reference inputs), first `n` cases. */
+export function referenceCalib(dir: string, n = 3): CalibBatch[] {
+  const ref = JSON.parse(readFileSync(`${dir}/reference.json`, 'utf8')) as {
+    inputs: string[];
+    cases: Array<{ input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }>;
+  };
+  const i64 = (rows: number[][]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+  return ref.cases.slice(0, n).map((c) => {
+    const feeds: Record<string, ort.Tensor> = { input_ids: i64(c.input_ids), attention_mask: i64(c.attention_mask) };
+    if (ref.inputs.includes('token_type_ids')) feeds.token_type_ids = i64(c.token_type_ids!);
+    return { feeds };
+  });
 }

@@ -5,6 +5,7 @@
  * Latency is not measured here: the run times every variant the same way (`measure.bench`).
  */
 import { join } from 'node:path';
+import { DEFAULT_PERCENTILE } from '../../quantize/calibrate.js';
 import { quantizeModelFolder, type CalibrationMethod, type QuantFormat } from '../../quantize/index.js';
 import { setting, type StepContext, type StepDefinition, type StepOutcome, type StepSettings } from './types.js';
 
@@ -64,7 +65,7 @@ export const quantizeStep: StepDefinition = {
     calib: { type: 'file', doc: 'calibration texts (JSONL/CoNLL, or .txt one sentence a line); required unless dynamic' },
     'calib-size': { type: 'integer', min: 1, doc: 'use at most this many calibration sentences' },
     method: { type: 'enum', values: ['minmax', 'percentile', 'entropy'], default: 'minmax', doc: 'activation range calibrator' },
-    percentile: { type: 'number', min: 0, max: 100, default: 99.99, doc: 'percentile for method: percentile' },
+    percentile: { type: 'number', min: 0, max: 100, default: DEFAULT_PERCENTILE, doc: 'percentile for method: percentile' },
     format: { type: 'enum', values: ['qdq', 'qoperator'], doc: 'QuantizeLinear/DequantizeLinear pairs (static default) or QLinear*/MatMulInteger operators (dynamic)' },
     'per-channel': { type: 'boolean', default: false, doc: 'one weight scale per output channel' },
     exclude: { type: 'string-list', default: [], doc: 'node names or op types to leave in float' },
