@@ -38,6 +38,7 @@ import { sha256File } from '../util/fs.js';
 import { shuffle, transferItems, type TransferItem } from './batches.js';
 import { lineChartSvg, type Panel } from './chart.js';
 import type { KdLossName, TemperatureScheduleName } from './loss.js';
+import { crfArrays } from './crf.js';
 import { findTokenEmbeddings, pcaProject } from './init.js';
 import { createStudent, STUDENT_DEFAULTS, type Student, type StudentInit, type StudentKind, type StudentSpec } from './students.js';
 import { teacherLogits, type CacheDtype } from './teacher.js';
@@ -236,7 +237,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   const alpha = opts.alpha ?? 0.7;
   const T = opts.temperature ?? 4;
   const schedule = opts.temperatureSchedule ?? 'constant';
-  const kd = opts.kdLoss ?? 'kl';
+  const kd: KdLossName = opts.kdLoss ?? 'marginal';
   const seed = opts.seed ?? 13;
   check(alpha >= 0 && alpha <= 1, `alpha must be in [0, 1], got ${alpha}`, 'α weights the soft (teacher) term: 0.7 is the usual choice');
   check(T > 0, `temperature must be > 0, got ${T}`, 'T = 4 softens the teacher distribution; T = 1 leaves it as it is');
@@ -355,7 +356,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     const student = createStudent(spec, mulberry32(seed), studentInit);
     const training = await trainStudent(student, trainItems, special, {
       ...trainCommon,
-      loss: { alpha: a, temperature: T, kd, hard: spec.crf ? 'crf' : 'ce' },
+      loss: { alpha: a, temperature: T, kd, hard: spec.crf ? 'crf' : 'ce', teacherCrf: teacher.crf ? crfArrays(teacher.crf) : undefined },
       deadline: until,
       evaluate: async (s) => (await scoreStudent(teacher, s, devData.examples, scoreOpts)).micro.f1,
       onStep: (s) => opts.onProgress?.({ phase, step: s.step, planned: s.plannedSteps, loss: s.loss, tokensPerSec: s.tokensPerSec, devF1: s.devF1 }),

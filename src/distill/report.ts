@@ -25,7 +25,7 @@ function trainingFacts(d: DistillDetails): Record<string, unknown> {
   return {
     'tfjs backend': `${d.backend.name}${d.backend.reason ? ` (${d.backend.reason})` : ''}`,
     student: `${d.student.kind}: embeddings ${d.student.vocabSize}×${d.student.embeddingDim}, ${d.student.layers} layer(s) of ${d.student.hidden}${d.student.kind === 'transformer' ? ` (heads ${d.student.heads}, FFN ${d.student.ffn})` : ' units per direction'}, ${fmt.int(d.student.parameters)} parameters`,
-    loss: `${d.loss.alpha} · T² · ${d.loss.kd.toUpperCase()} + ${(1 - d.loss.alpha).toFixed(2)} · ${d.loss.hard === 'crf' ? 'CRF NLL' : 'token cross-entropy'}; T = ${d.loss.temperature} (${d.loss.temperatureSchedule})`,
+    loss: `${d.loss.alpha} · T² · ${d.loss.kd === 'marginal' ? 'KL(teacher posteriors ‖ student marginals)' : `${d.loss.kd.toUpperCase()}(emissions)`} + ${(1 - d.loss.alpha).toFixed(2)} · ${d.loss.hard === 'crf' ? 'CRF NLL' : 'token cross-entropy'}; T = ${d.loss.temperature} (${d.loss.temperatureSchedule})`,
     'initialisation': `embeddings: ${d.init.embeddings}; CRF: ${d.init.crf}`,
     'transfer texts': `${fmt.int(d.transfer.usedTexts)} of ${fmt.int(d.transfer.availableTexts)}${d.transfer.subsampled ? ' (time budget: seeded sample)' : ''} — ${fmt.int(d.transfer.labelledTexts)} labelled, ${fmt.int(d.transfer.unlabelledTexts)} unlabelled available`,
     'training sequences / tokens': `${fmt.int(d.transfer.sequences)} / ${fmt.int(d.transfer.tokens)} (windows of ≤ ${d.transfer.windowSize} tokens)`,
