@@ -33,6 +33,7 @@ interface DistillFlags extends ReportFlags {
   kdLoss: KdLossName | 'emission';
   epochs: number;
   maxMinutes: number;
+  trainMinutes?: number;
   maxSteps?: number;
   transferLimit?: number;
   embeddingDim?: number;
@@ -112,6 +113,7 @@ async function runDistill(ctx: CliContext, flags: DistillFlags): Promise<number>
       kdLoss: flags.kdLoss === 'emission' ? 'kl' : flags.kdLoss,
       epochs: flags.epochs,
       maxMinutes: flags.maxMinutes,
+      trainMinutes: flags.trainMinutes,
       maxSteps: flags.maxSteps,
       transferLimit: flags.transferLimit,
       embeddingDim: flags.embeddingDim,
@@ -183,6 +185,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--epochs <n>', 'passes over the transfer set (the time budget may stop earlier)', numberOption('--epochs', 0.01, 1000), 3)
     .option('--max-minutes <m>', 'hard wall-clock budget for the whole command, teacher logits included', numberOption('--max-minutes', 0.05, 1e6), 14)
+    .option('--train-minutes <m>', 'training time of each student (with --compare-hard both get exactly this: the same budget both sides)', numberOption('--train-minutes', 0.01, 1e6))
     .option('--max-steps <n>', 'stop after this many optimizer steps (reproduces a time-limited run)', intOption('--max-steps', 1))
     .option('--transfer-limit <n>', 'use at most this many transfer texts (a seeded sample)', intOption('--transfer-limit', 1))
     .option('--embedding-dim <n>', 'student embedding size (default 64)', intOption('--embedding-dim', 1, 4096))

@@ -70,6 +70,12 @@ export interface DistillOptions {
   kdLoss?: KdLossName;
   epochs?: number;
   maxMinutes?: number;
+  /**
+   * Wall-clock training time of each student in minutes (the distilled one and, with `compareHard`, the
+   * hard-label one each get exactly this window: the same budget both sides). Without it the students
+   * share what `maxMinutes` leaves after the teacher pass and the final reserve.
+   */
+  trainMinutes?: number;
   maxSteps?: number;
   /** Use at most this many transfer texts (a seeded sample). */
   transferLimit?: number;
@@ -152,7 +158,11 @@ export interface DistillDetails {
   training: TrainResult;
   /** The hard-label-only student (compareHard). */
   hardOnly?: StudentRun;
-  evaluation: { data: string; teacherF1: number; studentF1: number; hardOnlyF1?: number };
+  /**
+   * `set`: 'test' when the F1 comes from `--test`; 'dev' when it is the early-stopping set (the
+   * students were selected on it, so their F1 there is optimistic).
+   */
+  evaluation: { data: string; set: 'test' | 'dev'; teacherF1: number; studentF1: number; hardOnlyF1?: number };
   comparison: {
     /** student F1 / teacher F1. */
     f1Ratio: number;
@@ -242,6 +252,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   check(alpha >= 0 && alpha <= 1, `alpha must be in [0, 1], got ${alpha}`, 'α weights the soft (teacher) term: 0.7 is the usual choice');
   check(T > 0, `temperature must be > 0, got ${T}`, 'T = 4 softens the teacher distribution; T = 1 leaves it as it is');
   check(opts.maxMinutes === undefined || opts.maxMinutes > 0, '--max-minutes must be > 0', 'give the wall-clock budget in minutes');
+  check(opts.trainMinutes === undefined || opts.trainMinutes > 0, '--train-minutes must be > 0', 'give the training time of each student in minutes');
 
   const backend = await initBackend(opts.backend ?? 'auto');
   const teacher = typeof opts.teacher === 'string' ? await loadModelFolder({ model: opts.teacher }) : opts.teacher;
@@ -365,10 +376,11 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   };
 
   const tTrain = performance.now();
+  const perStudentMs = opts.trainMinutes !== undefined ? opts.trainMinutes * 60_000 : undefined;
   const distilled = await runOne(
     alpha,
     items,
-    trainWindow === undefined ? undefined : performance.now() + trainWindow * (1 - hardShare),
+    perStudentMs !== undefined ? performance.now() + perStudentMs : trainWindow === undefined ? undefined : performance.now() + trainWindow * (1 - hardShare),
     'train',
   );
   const trainMs = performance.now() - tTrain;
@@ -379,7 +391,8 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       throw new UsageError('--compare-hard needs labelled transfer texts', { hint: 'the hard-label student trains on --train gold labels' });
     }
     const t0 = performance.now();
-    hardRun = await runOne(0, goldItems.map((it) => ({ ...it, teacher: undefined })), deadline === undefined ? undefined : deadline - reserveMs, 'train-hard');
+    const hardUntil = perStudentMs !== undefined ? performance.now() + perStudentMs : deadline === undefined ? undefined : deadline - reserveMs;
+    hardRun = await runOne(0, goldItems.map((it) => ({ ...it, teacher: undefined })), hardUntil, 'train-hard');
     hardTrainMs = performance.now() - t0;
   }
 
@@ -472,6 +485,9 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   }
   if (distilled.training.stoppedBy === 'time') warnings.push(`training stopped at the time budget after ${distilled.training.steps} steps (${distilled.training.epochs.toFixed(2)} epochs)`);
   if (train.skipped.length + devData.skipped.length > 0) warnings.push(`${train.skipped.length + devData.skipped.length} gold entities of types the teacher lacks were skipped`);
+  if (!opts.test) {
+    warnings.push(`the F1 figures are on ${opts.dev}, the early-stopping set the students were selected on (optimistic); pass --test for held-out F1`);
+  }
   for (const g of goals) if (!g.met) warnings.push(`goal not met: ${g.goal} (${g.value})`);
 
   const curvesSvg = curvesPicture(distilled.training, hardOnly?.training, alpha, T);
@@ -509,7 +525,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     },
     training: distilled.training,
     hardOnly,
-    evaluation: { data: evalPath, teacherF1: teacherF1.micro.f1, studentF1: studentF1.micro.f1, hardOnlyF1: hardOnly?.f1.micro.f1 },
+    evaluation: { data: evalPath, set: opts.test ? 'test' : 'dev', teacherF1: teacherF1.micro.f1, studentF1: studentF1.micro.f1, hardOnlyF1: hardOnly?.f1.micro.f1 },
     comparison: { f1Ratio, speedup, sizeRatio, parameterRatio, distillMinusHard, goals },
     timing: { totalMs: performance.now() - tStart, budgetMs, teacherMs, trainMs, hardTrainMs, evaluateMs, benchMs },
     reproduce,
@@ -531,6 +547,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       kdLoss: kd,
       epochs: trainCommon.epochs,
       maxMinutes: opts.maxMinutes,
+      trainMinutes: opts.trainMinutes,
       maxSteps: opts.maxSteps,
       transferLimit: opts.transferLimit,
       embeddingDim: spec.embeddingDim,

@@ -51,7 +51,7 @@ registerDetailsRenderer('distill', (report) => {
     ),
   );
   if (teacher?.f1 && student?.f1) {
-    out.push('', `**Entity F1 on \`${d.evaluation.data}\`**`, '', mdTable(perTypeHeader(d), perTypeRows(teacher.f1, student.f1, d.hardOnly?.f1), ['l', 'r', 'r', 'r']));
+    out.push('', `**Entity F1 on \`${d.evaluation.data}\`${d.evaluation.set === 'dev' ? ' (the early-stopping set: optimistic)' : ' (test)'}**`, '', mdTable(perTypeHeader(d), perTypeRows(teacher.f1, student.f1, d.hardOnly?.f1), ['l', 'r', 'r', 'r']));
   }
   if (d.hardOnly) {
     const diff = d.comparison.distillMinusHard ?? 0;
