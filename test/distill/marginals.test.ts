@@ -130,3 +130,33 @@ describe('marginal KL (teacher posteriors ‖ student CRF marginals)', () => {
     expect(Math.max(...Array.from(g.trans, Math.abs))).toBeGreaterThan(1e-3);
   });
 });
+
+describe('distillLossValues with kd = marginal', () => {
+  it('soft term = Σ KL(teacher CRF marginals ‖ student CRF marginals) / real tokens, by enumeration; α = 1 trains the CRF', async () => {
+    const { distillLossValues } = await import('../../src/distill/loss.js');
+    const r = mulberry32(23);
+    const L = 3;
+    const lens = [3, 2];
+    const S = 5;
+    const student = randomCrf(L, r);
+    const teacher = randomCrf(L, r, 4);
+    const logits = Float32Array.from({ length: 2 * S * L }, () => 4 * r() - 2);
+    const tl = Float32Array.from({ length: 2 * S * L }, () => 4 * r() - 2);
+    const batch = { rows: 2, seq: S, lens: Int32Array.from(lens), teacher: tl };
+    const T = 2;
+    const grad = { logits: new Float32Array(logits.length), crf: zeroCrfGrads(L) };
+    const v = distillLossValues(logits, L, batch, { alpha: 1, temperature: T, kd: 'marginal', hard: 'crf', teacherCrf: teacher }, student, grad);
+    let kl = 0;
+    lens.forEach((n, b) => {
+      const em = Array.from({ length: n }, (_, t) => Array.from(logits.slice((b * S + 1 + t) * L, (b * S + 2 + t) * L)));
+      const tem = Array.from({ length: n }, (_, t) => Array.from(tl.slice((b * S + 1 + t) * L, (b * S + 2 + t) * L)));
+      kl += bruteKl(em, student, crfBruteForceMarginals(tem, teacher, T).flat(), T);
+    });
+    expect(v.tokens).toBe(5);
+    expect(v.soft).toBeCloseTo(kl / 5, 6);
+    expect(v.loss).toBeCloseTo(T * T * v.soft, 10);
+    expect(Math.max(...Array.from(grad.crf.trans, Math.abs))).toBeGreaterThan(1e-4);
+    // [CLS], [SEP] and padding get no gradient
+    for (const pos of [0, 4, S, S + 3, S + 4]) for (let j = 0; j < L; j++) expect(grad.logits[pos * L + j]).toBe(0);
+  });
+});
