@@ -36,6 +36,7 @@ interface DistillFlags extends ReportFlags {
   trainMinutes?: number;
   maxSteps?: number;
   transferLimit?: number;
+  augment?: number;
   embeddingDim?: number;
   hidden?: number;
   layers?: number;
@@ -116,6 +117,7 @@ async function runDistill(ctx: CliContext, flags: DistillFlags): Promise<number>
       trainMinutes: flags.trainMinutes,
       maxSteps: flags.maxSteps,
       transferLimit: flags.transferLimit,
+      augment: flags.augment,
       embeddingDim: flags.embeddingDim,
       hidden: flags.hidden,
       layers: flags.layers,
@@ -187,6 +189,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-minutes <m>', 'hard wall-clock budget for the whole command, teacher logits included', numberOption('--max-minutes', 0.05, 1e6), 14)
     .option('--train-minutes <m>', 'training time of each student (with --compare-hard both get exactly this: the same budget both sides)', numberOption('--train-minutes', 0.01, 1e6))
     .option('--max-steps <n>', 'stop after this many optimizer steps (reproduces a time-limited run)', intOption('--max-steps', 1))
+    .option('--augment <k>', 'augmented transfer texts per labelled sentence: entity substitution within a type and span-preserving mixing (default 0)', numberOption('--augment', 0, 100))
     .option('--transfer-limit <n>', 'use at most this many transfer texts (a seeded sample)', intOption('--transfer-limit', 1))
     .option('--embedding-dim <n>', 'student embedding size (default 64)', intOption('--embedding-dim', 1, 4096))
     .option('--hidden <n>', 'LSTM units per direction (default 96), or transformer width (default 128)', intOption('--hidden', 1, 4096))

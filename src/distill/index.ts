@@ -38,6 +38,7 @@ import { sha256File } from '../util/fs.js';
 import { shuffle, transferItems, type TransferItem } from './batches.js';
 import { lineChartSvg, type Panel } from './chart.js';
 import type { KdLossName, TemperatureScheduleName } from './loss.js';
+import { augmentExamples } from './augment.js';
 import { crfArrays } from './crf.js';
 import { findTokenEmbeddings, pcaProject } from './init.js';
 import { createStudent, STUDENT_DEFAULTS, type Student, type StudentInit, type StudentKind, type StudentSpec } from './students.js';
@@ -77,6 +78,12 @@ export interface DistillOptions {
    */
   trainMinutes?: number;
   maxSteps?: number;
+  /**
+   * Augmented transfer texts per labelled sentence (augment.ts: entity substitution within a type and
+   * span-preserving mixing, half each, seeded by `seed`); they get teacher logits and exact gold spans,
+   * and are not part of the hard-label-only baseline's data. Default 0.
+   */
+  augment?: number;
   /** Use at most this many transfer texts (a seeded sample). */
   transferLimit?: number;
   embeddingDim?: number;
@@ -140,6 +147,10 @@ export interface DistillDetails {
   transfer: {
     labelledTexts: number;
     unlabelledTexts: number;
+    /** Augmented texts made (before any time-budget cut), by kind. */
+    augmented: { substitution: number; mixing: number };
+    /** Of the texts used for training: how many of each kind. */
+    usedByKind: { labelled: number; unlabelled: number; augmented: number };
     /** Texts with teacher logits used for training (a seeded prefix of the shuffled transfer texts). */
     usedTexts: number;
     availableTexts: number;
@@ -271,8 +282,13 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   if (devData.examples.length === 0) throw new InputError('the dev set is empty', { file: opts.dev, hint: 'pass labelled dev sentences for early stopping' });
 
   // Transfer order: a fixed shuffle (independent of --seed, so the teacher-logit cache is shared).
-  const transfer: Array<{ ex: Example; gold: boolean }> = shuffle(
-    [...train.examples.map((ex) => ({ ex, gold: true })), ...unlabeled.map((ex) => ({ ex, gold: false }))],
+  const aug = augmentExamples(train.examples, opts.augment ?? 0, mulberry32(seed + 3));
+  const transfer: Array<{ ex: Example; gold: boolean; extra?: boolean }> = shuffle(
+    [
+      ...train.examples.map((ex) => ({ ex, gold: true })),
+      ...unlabeled.map((ex) => ({ ex, gold: false })),
+      ...aug.examples.map((ex) => ({ ex, gold: true, extra: true })),
+    ],
     mulberry32(0x5eed),
   );
   const wanted = Math.min(transfer.length, opts.transferLimit ?? Infinity);
@@ -306,7 +322,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
 
   // 2. training items
   const { items, goldItems, tokens } = transferItems(
-    transfer.slice(0, tl.count).map((t) => ({ example: t.ex, gold: t.gold })),
+    transfer.slice(0, tl.count).map((t) => ({ example: t.ex, gold: t.gold, extra: t.extra })),
     tl.emissions,
     labels,
     teacher.crf,
@@ -497,7 +513,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     (kind === 'transformer' ? ` --heads ${spec.heads} --ffn ${spec.ffn}` : '') +
     ` --dropout ${spec.dropout} --lr ${trainCommon.lr} --weight-decay ${trainCommon.weightDecay} --clip-norm ${trainCommon.clipNorm} ` +
     `--batch-tokens ${trainCommon.batchTokens} --batch-rows ${trainCommon.batchRows} --epochs ${trainCommon.epochs} ` +
-    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count} (teacher logits from the cache)`;
+    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count}${opts.augment ? ` --augment ${opts.augment}` : ''} (teacher logits from the cache)`;
   const details: DistillDetails = {
     student: { ...spec, parameters: student.parameterCount(), modelType },
     loss: { alpha, temperature: T, temperatureSchedule: schedule, kd, hard: spec.crf ? 'crf' : 'ce' },
@@ -510,6 +526,12 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     transfer: {
       labelledTexts: train.examples.length,
       unlabelledTexts: unlabeled.length,
+      augmented: aug.counts,
+      usedByKind: {
+        labelled: transfer.slice(0, tl.count).filter((t) => t.gold && !t.extra).length,
+        unlabelled: transfer.slice(0, tl.count).filter((t) => !t.gold).length,
+        augmented: transfer.slice(0, tl.count).filter((t) => t.extra).length,
+      },
       usedTexts: tl.count,
       availableTexts: transfer.length,
       subsampled,
@@ -550,6 +572,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       trainMinutes: opts.trainMinutes,
       maxSteps: opts.maxSteps,
       transferLimit: opts.transferLimit,
+      augment: opts.augment ?? 0,
       embeddingDim: spec.embeddingDim,
       hidden: spec.hidden,
       layers: spec.layers,
