@@ -12,8 +12,10 @@
  *       Wall and CPU time per step and real tokens per second, each after one warm-up step.
  * run   the acceptance command: distillStudent with the fixture teacher on MSRA train (default
  *       fixtures/teacher/model, ../shared/data/msra/train.jsonl, fixtures/data/msra_dev_sample.jsonl,
- *       fixtures/data/msra_test_sample.jsonl), a fresh teacher-logit cache, within --minutes; prints the
- *       report summary (teacher vs student F1, p50 latency, sizes) and the wall time.
+ *       fixtures/data/msra_test_sample.jsonl), a fresh teacher-logit cache, within --minutes (or
+ *       --train-minutes per student); prints the report summary (teacher vs student F1, p50 latency,
+ *       sizes) and the wall time. [--unlabeled F] [--augment K] [--compare-hard]
+ *       [--kd-losses marginal,emission]: one run per soft loss, same data/seed/cache (see runBench).
  * Every section notes the load average (the machine is shared).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -155,43 +157,78 @@ async function stepBench() {
   student.dispose();
 }
 
-async function runBench() {
-  const out = arg('out', join(tmpdir(), 'ranerc-distill-bench-student'));
-  const cache = mkdtempSync(join(tmpdir(), 'ranerc-distill-cache-'));
-  const reportDir = arg('report-dir', join(tmpdir(), 'ranerc-distill-bench-report'));
-  emit({ section: 'run', phase: 'start' });
+async function runOne(variant, cache, common) {
+  const out = join(tmpdir(), `ranerc-distill-bench-student-${variant.kd}`);
+  const reportDir = join(arg('report-dir', join(tmpdir(), 'ranerc-distill-bench-report')), variant.kd);
+  emit({ section: 'run', phase: 'start', kdLoss: variant.kd, compareHard: variant.compareHard });
   const t0 = performance.now();
+  const res = await distillStudent({ ...common, out, cacheDir: cache, kdLoss: variant.kd, compareHard: variant.compareHard });
+  await writeDistillReport(reportDir, res);
+  const d = res.report.details;
+  const row = {
+    section: 'run',
+    kdLoss: variant.kd,
+    wallS: +((performance.now() - t0) / 1000).toFixed(1),
+    trainMinutesEach: common.trainMinutes,
+    evalSet: d.evaluation.set,
+    teacherF1: d.evaluation.teacherF1,
+    studentF1: d.evaluation.studentF1,
+    hardOnlyF1: d.evaluation.hardOnlyF1,
+    distillMinusHard: d.comparison.distillMinusHard,
+    f1Ratio: d.comparison.f1Ratio,
+    speedup: d.comparison.speedup,
+    sizeRatio: d.comparison.sizeRatio,
+    transferTexts: d.transfer.usedTexts,
+    labelledTexts: d.transfer.labelledTexts,
+    unlabelledTexts: d.transfer.unlabelledTexts,
+    augmented: d.transfer.augmented,
+    steps: d.training.steps,
+    epochs: +d.training.epochs.toFixed(2),
+    hardSteps: d.hardOnly?.training.steps,
+    hardEpochs: d.hardOnly ? +d.hardOnly.training.epochs.toFixed(2) : undefined,
+    tokensPerSec: Math.round(d.training.tokensPerSec),
+    report: reportDir,
+  };
+  emit(row);
+  console.log(`\n${distillTable(res.report)}`);
+  return row;
+}
+
+/**
+ * --kd-losses marginal,emission: one distillStudent run per soft loss on the same data, seed and
+ * teacher-logit cache (filled by the first run, so the teacher pass costs nothing after it); each
+ * student trains for exactly --train-minutes (wall clock, evaluations included), the first run also
+ * trains the hard-label-only student for the same window (--compare-hard semantics).
+ */
+async function runBench() {
+  const cache = mkdtempSync(join(tmpdir(), 'ranerc-distill-cache-'));
+  const minutes = arg('minutes');
+  const trainMinutes = arg('train-minutes');
+  const common = {
+    teacher: arg('teacher', join(REPO, 'fixtures/teacher/model')),
+    train: arg('train', join(REPO, '..', 'shared/data/msra/train.jsonl')),
+    dev: arg('dev', join(REPO, 'fixtures/data/msra_dev_sample.jsonl')),
+    test: arg('test', join(REPO, 'fixtures/data/msra_test_sample.jsonl')),
+    unlabeled: arg('unlabeled'),
+    augment: arg('augment') !== undefined ? Number(arg('augment')) : undefined,
+    maxMinutes: minutes !== undefined ? Number(minutes) : trainMinutes === undefined ? 14 : undefined,
+    trainMinutes: trainMinutes !== undefined ? Number(trainMinutes) : undefined,
+    seed: Number(arg('seed', 13)),
+    threads: arg('threads') !== undefined ? Number(arg('threads')) : undefined,
+  };
+  const kds = arg('kd-losses', 'marginal').split(',');
+  const rows = [];
   try {
-    const res = await distillStudent({
-      teacher: arg('teacher', join(REPO, 'fixtures/teacher/model')),
-      train: arg('train', join(REPO, '..', 'shared/data/msra/train.jsonl')),
-      dev: arg('dev', join(REPO, 'fixtures/data/msra_dev_sample.jsonl')),
-      test: arg('test', join(REPO, 'fixtures/data/msra_test_sample.jsonl')),
-      out,
-      maxMinutes: Number(arg('minutes', 14)),
-      cacheDir: cache,
-      compareHard: argv.includes('--compare-hard'),
-    });
-    await writeDistillReport(reportDir, res);
-    const d = res.report.details;
-    emit({
-      section: 'run',
-      wallS: +((performance.now() - t0) / 1000).toFixed(1),
-      teacherF1: d.evaluation.teacherF1,
-      studentF1: d.evaluation.studentF1,
-      hardOnlyF1: d.evaluation.hardOnlyF1,
-      f1Ratio: d.comparison.f1Ratio,
-      speedup: d.comparison.speedup,
-      sizeRatio: d.comparison.sizeRatio,
-      transferTexts: d.transfer.usedTexts,
-      steps: d.training.steps,
-      tokensPerSec: Math.round(d.training.tokensPerSec),
-      report: reportDir,
-    });
-    console.log(`\n${distillTable(res.report)}`);
+    for (const [i, kd] of kds.entries()) {
+      rows.push(await runOne({ kd: kd === 'emission' ? 'kl' : kd, compareHard: i === 0 && argv.includes('--compare-hard') }, cache, common));
+    }
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }
+  console.log(
+    `\nMSRA test-sample F1 (load ${load()}, ${common.trainMinutes ?? '?'} training minutes per student):\n` +
+      rows.map((r) => `  ${r.kdLoss.padEnd(9)} distilled ${(100 * r.studentF1).toFixed(2)}` + (r.hardOnlyF1 !== undefined ? `  hard-only ${(100 * r.hardOnlyF1).toFixed(2)}  (${r.distillMinusHard >= 0 ? '+' : ''}${r.distillMinusHard.toFixed(2)})` : '') + `  teacher ${(100 * r.teacherF1).toFixed(2)}  ratio ${(100 * r.f1Ratio).toFixed(1)} %`).join('\n'),
+  );
 }
 
 if (!only || only === 'step') await stepBench();

@@ -30,11 +30,13 @@ interface DistillFlags extends ReportFlags {
   temperature: number;
   alpha: number;
   temperatureSchedule: TemperatureScheduleName;
-  kdLoss: KdLossName;
+  kdLoss: KdLossName | 'emission';
   epochs: number;
   maxMinutes: number;
+  trainMinutes?: number;
   maxSteps?: number;
   transferLimit?: number;
+  augment?: number;
   embeddingDim?: number;
   hidden?: number;
   layers?: number;
@@ -109,11 +111,13 @@ async function runDistill(ctx: CliContext, flags: DistillFlags): Promise<number>
       temperature: flags.temperature,
       alpha: flags.alpha,
       temperatureSchedule: flags.temperatureSchedule,
-      kdLoss: flags.kdLoss,
+      kdLoss: flags.kdLoss === 'emission' ? 'kl' : flags.kdLoss,
       epochs: flags.epochs,
       maxMinutes: flags.maxMinutes,
+      trainMinutes: flags.trainMinutes,
       maxSteps: flags.maxSteps,
       transferLimit: flags.transferLimit,
+      augment: flags.augment,
       embeddingDim: flags.embeddingDim,
       hidden: flags.hidden,
       layers: flags.layers,
@@ -175,10 +179,17 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--temperature <T>', 'softmax temperature of the soft targets', numberOption('--temperature', 1e-6, 1000), 4)
     .option('--alpha <a>', 'weight of the soft (teacher) loss; 1 − α goes to the hard loss', numberOption('--alpha', 0, 1), 0.7)
     .option('--temperature-schedule <s>', 'constant, or linear (T → 1 over the last 40 % of the steps)', choice('--temperature-schedule', ['constant', 'linear'] as const), 'constant')
-    .option('--kd-loss <name>', 'soft loss: kl, ce or mse', choice('--kd-loss', ['kl', 'ce', 'mse'] as const), 'kl')
+    .option(
+      '--kd-loss <name>',
+      "soft loss: marginal (teacher posteriors vs the student's CRF marginals, through emissions and transitions), emission (= kl: per-token KL of the emissions), ce or mse",
+      choice('--kd-loss', ['marginal', 'emission', 'kl', 'ce', 'mse'] as const),
+      'marginal',
+    )
     .option('--epochs <n>', 'passes over the transfer set (the time budget may stop earlier)', numberOption('--epochs', 0.01, 1000), 3)
     .option('--max-minutes <m>', 'hard wall-clock budget for the whole command, teacher logits included', numberOption('--max-minutes', 0.05, 1e6), 14)
+    .option('--train-minutes <m>', 'training time of each student (with --compare-hard both get exactly this: the same budget both sides)', numberOption('--train-minutes', 0.01, 1e6))
     .option('--max-steps <n>', 'stop after this many optimizer steps (reproduces a time-limited run)', intOption('--max-steps', 1))
+    .option('--augment <k>', 'augmented transfer texts per labelled sentence: entity substitution within a type and span-preserving mixing (default 0)', numberOption('--augment', 0, 100))
     .option('--transfer-limit <n>', 'use at most this many transfer texts (a seeded sample)', intOption('--transfer-limit', 1))
     .option('--embedding-dim <n>', 'student embedding size (default 64)', intOption('--embedding-dim', 1, 4096))
     .option('--hidden <n>', 'LSTM units per direction (default 96), or transformer width (default 128)', intOption('--hidden', 1, 4096))

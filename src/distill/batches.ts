@@ -161,7 +161,7 @@ export function makeBatch(items: readonly TransferItem[], special: SpecialIds, L
  * `goldItems` are the items of labelled texts only (the hard-label-only baseline trains on them).
  */
 export function transferItems(
-  texts: ReadonlyArray<{ example: Example; gold: boolean }>,
+  texts: ReadonlyArray<{ example: Example; gold: boolean; /** Not in `goldItems` (augmented text): default false. */ extra?: boolean }>,
   emissions: readonly TextEmissions[],
   labels: LabelSet,
   teacherCrf: CrfParams | undefined,
@@ -171,7 +171,7 @@ export function transferItems(
   const items: TransferItem[] = [];
   const goldItems: TransferItem[] = [];
   let tokens = 0;
-  texts.forEach(({ example, gold }, i) => {
+  texts.forEach(({ example, gold, extra }, i) => {
     const em = emissions[i];
     const n = em.tokens.length;
     if (n === 0) return;
@@ -183,7 +183,7 @@ export function transferItems(
     }
     const chunks = chunkText(i, em.tokens.map((t) => t.id), windowSize, L, labels, em.logits, tags);
     items.push(...chunks);
-    if (gold) goldItems.push(...chunks);
+    if (gold && !extra) goldItems.push(...chunks);
     tokens += n;
   });
   return { items, goldItems, tokens };

@@ -38,6 +38,8 @@ import { sha256File } from '../util/fs.js';
 import { shuffle, transferItems, type TransferItem } from './batches.js';
 import { lineChartSvg, type Panel } from './chart.js';
 import type { KdLossName, TemperatureScheduleName } from './loss.js';
+import { augmentExamples } from './augment.js';
+import { crfArrays } from './crf.js';
 import { findTokenEmbeddings, pcaProject } from './init.js';
 import { createStudent, STUDENT_DEFAULTS, type Student, type StudentInit, type StudentKind, type StudentSpec } from './students.js';
 import { teacherLogits, type CacheDtype } from './teacher.js';
@@ -69,7 +71,19 @@ export interface DistillOptions {
   kdLoss?: KdLossName;
   epochs?: number;
   maxMinutes?: number;
+  /**
+   * Wall-clock training time of each student in minutes (the distilled one and, with `compareHard`, the
+   * hard-label one each get exactly this window: the same budget both sides). Without it the students
+   * share what `maxMinutes` leaves after the teacher pass and the final reserve.
+   */
+  trainMinutes?: number;
   maxSteps?: number;
+  /**
+   * Augmented transfer texts per labelled sentence (augment.ts: entity substitution within a type and
+   * span-preserving mixing, half each, seeded by `seed`); they get teacher logits and exact gold spans,
+   * and are not part of the hard-label-only baseline's data. Default 0.
+   */
+  augment?: number;
   /** Use at most this many transfer texts (a seeded sample). */
   transferLimit?: number;
   embeddingDim?: number;
@@ -133,6 +147,10 @@ export interface DistillDetails {
   transfer: {
     labelledTexts: number;
     unlabelledTexts: number;
+    /** Augmented texts made (before any time-budget cut), by kind. */
+    augmented: { substitution: number; mixing: number };
+    /** Of the texts used for training: how many of each kind. */
+    usedByKind: { labelled: number; unlabelled: number; augmented: number };
     /** Texts with teacher logits used for training (a seeded prefix of the shuffled transfer texts). */
     usedTexts: number;
     availableTexts: number;
@@ -151,7 +169,11 @@ export interface DistillDetails {
   training: TrainResult;
   /** The hard-label-only student (compareHard). */
   hardOnly?: StudentRun;
-  evaluation: { data: string; teacherF1: number; studentF1: number; hardOnlyF1?: number };
+  /**
+   * `set`: 'test' when the F1 comes from `--test`; 'dev' when it is the early-stopping set (the
+   * students were selected on it, so their F1 there is optimistic).
+   */
+  evaluation: { data: string; set: 'test' | 'dev'; teacherF1: number; studentF1: number; hardOnlyF1?: number };
   comparison: {
     /** student F1 / teacher F1. */
     f1Ratio: number;
@@ -236,11 +258,12 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   const alpha = opts.alpha ?? 0.7;
   const T = opts.temperature ?? 4;
   const schedule = opts.temperatureSchedule ?? 'constant';
-  const kd = opts.kdLoss ?? 'kl';
+  const kd: KdLossName = opts.kdLoss ?? 'marginal';
   const seed = opts.seed ?? 13;
   check(alpha >= 0 && alpha <= 1, `alpha must be in [0, 1], got ${alpha}`, 'α weights the soft (teacher) term: 0.7 is the usual choice');
   check(T > 0, `temperature must be > 0, got ${T}`, 'T = 4 softens the teacher distribution; T = 1 leaves it as it is');
   check(opts.maxMinutes === undefined || opts.maxMinutes > 0, '--max-minutes must be > 0', 'give the wall-clock budget in minutes');
+  check(opts.trainMinutes === undefined || opts.trainMinutes > 0, '--train-minutes must be > 0', 'give the training time of each student in minutes');
 
   const backend = await initBackend(opts.backend ?? 'auto');
   const teacher = typeof opts.teacher === 'string' ? await loadModelFolder({ model: opts.teacher }) : opts.teacher;
@@ -259,8 +282,13 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   if (devData.examples.length === 0) throw new InputError('the dev set is empty', { file: opts.dev, hint: 'pass labelled dev sentences for early stopping' });
 
   // Transfer order: a fixed shuffle (independent of --seed, so the teacher-logit cache is shared).
-  const transfer: Array<{ ex: Example; gold: boolean }> = shuffle(
-    [...train.examples.map((ex) => ({ ex, gold: true })), ...unlabeled.map((ex) => ({ ex, gold: false }))],
+  const aug = augmentExamples(train.examples, opts.augment ?? 0, mulberry32(seed + 3));
+  const transfer: Array<{ ex: Example; gold: boolean; extra?: boolean }> = shuffle(
+    [
+      ...train.examples.map((ex) => ({ ex, gold: true })),
+      ...unlabeled.map((ex) => ({ ex, gold: false })),
+      ...aug.examples.map((ex) => ({ ex, gold: true, extra: true })),
+    ],
     mulberry32(0x5eed),
   );
   const wanted = Math.min(transfer.length, opts.transferLimit ?? Infinity);
@@ -294,7 +322,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
 
   // 2. training items
   const { items, goldItems, tokens } = transferItems(
-    transfer.slice(0, tl.count).map((t) => ({ example: t.ex, gold: t.gold })),
+    transfer.slice(0, tl.count).map((t) => ({ example: t.ex, gold: t.gold, extra: t.extra })),
     tl.emissions,
     labels,
     teacher.crf,
@@ -355,7 +383,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     const student = createStudent(spec, mulberry32(seed), studentInit);
     const training = await trainStudent(student, trainItems, special, {
       ...trainCommon,
-      loss: { alpha: a, temperature: T, kd, hard: spec.crf ? 'crf' : 'ce' },
+      loss: { alpha: a, temperature: T, kd, hard: spec.crf ? 'crf' : 'ce', teacherCrf: teacher.crf ? crfArrays(teacher.crf) : undefined },
       deadline: until,
       evaluate: async (s) => (await scoreStudent(teacher, s, devData.examples, scoreOpts)).micro.f1,
       onStep: (s) => opts.onProgress?.({ phase, step: s.step, planned: s.plannedSteps, loss: s.loss, tokensPerSec: s.tokensPerSec, devF1: s.devF1 }),
@@ -364,10 +392,11 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   };
 
   const tTrain = performance.now();
+  const perStudentMs = opts.trainMinutes !== undefined ? opts.trainMinutes * 60_000 : undefined;
   const distilled = await runOne(
     alpha,
     items,
-    trainWindow === undefined ? undefined : performance.now() + trainWindow * (1 - hardShare),
+    perStudentMs !== undefined ? performance.now() + perStudentMs : trainWindow === undefined ? undefined : performance.now() + trainWindow * (1 - hardShare),
     'train',
   );
   const trainMs = performance.now() - tTrain;
@@ -378,7 +407,8 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       throw new UsageError('--compare-hard needs labelled transfer texts', { hint: 'the hard-label student trains on --train gold labels' });
     }
     const t0 = performance.now();
-    hardRun = await runOne(0, goldItems.map((it) => ({ ...it, teacher: undefined })), deadline === undefined ? undefined : deadline - reserveMs, 'train-hard');
+    const hardUntil = perStudentMs !== undefined ? performance.now() + perStudentMs : deadline === undefined ? undefined : deadline - reserveMs;
+    hardRun = await runOne(0, goldItems.map((it) => ({ ...it, teacher: undefined })), hardUntil, 'train-hard');
     hardTrainMs = performance.now() - t0;
   }
 
@@ -471,6 +501,9 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   }
   if (distilled.training.stoppedBy === 'time') warnings.push(`training stopped at the time budget after ${distilled.training.steps} steps (${distilled.training.epochs.toFixed(2)} epochs)`);
   if (train.skipped.length + devData.skipped.length > 0) warnings.push(`${train.skipped.length + devData.skipped.length} gold entities of types the teacher lacks were skipped`);
+  if (!opts.test) {
+    warnings.push(`the F1 figures are on ${opts.dev}, the early-stopping set the students were selected on (optimistic); pass --test for held-out F1`);
+  }
   for (const g of goals) if (!g.met) warnings.push(`goal not met: ${g.goal} (${g.value})`);
 
   const curvesSvg = curvesPicture(distilled.training, hardOnly?.training, alpha, T);
@@ -480,7 +513,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     (kind === 'transformer' ? ` --heads ${spec.heads} --ffn ${spec.ffn}` : '') +
     ` --dropout ${spec.dropout} --lr ${trainCommon.lr} --weight-decay ${trainCommon.weightDecay} --clip-norm ${trainCommon.clipNorm} ` +
     `--batch-tokens ${trainCommon.batchTokens} --batch-rows ${trainCommon.batchRows} --epochs ${trainCommon.epochs} ` +
-    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count} (teacher logits from the cache)`;
+    `--max-steps ${distilled.training.plannedSteps} --transfer-limit ${tl.count}${opts.augment ? ` --augment ${opts.augment}` : ''} (teacher logits from the cache)`;
   const details: DistillDetails = {
     student: { ...spec, parameters: student.parameterCount(), modelType },
     loss: { alpha, temperature: T, temperatureSchedule: schedule, kd, hard: spec.crf ? 'crf' : 'ce' },
@@ -493,6 +526,12 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     transfer: {
       labelledTexts: train.examples.length,
       unlabelledTexts: unlabeled.length,
+      augmented: aug.counts,
+      usedByKind: {
+        labelled: transfer.slice(0, tl.count).filter((t) => t.gold && !t.extra).length,
+        unlabelled: transfer.slice(0, tl.count).filter((t) => !t.gold).length,
+        augmented: transfer.slice(0, tl.count).filter((t) => t.extra).length,
+      },
       usedTexts: tl.count,
       availableTexts: transfer.length,
       subsampled,
@@ -508,7 +547,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
     },
     training: distilled.training,
     hardOnly,
-    evaluation: { data: evalPath, teacherF1: teacherF1.micro.f1, studentF1: studentF1.micro.f1, hardOnlyF1: hardOnly?.f1.micro.f1 },
+    evaluation: { data: evalPath, set: opts.test ? 'test' : 'dev', teacherF1: teacherF1.micro.f1, studentF1: studentF1.micro.f1, hardOnlyF1: hardOnly?.f1.micro.f1 },
     comparison: { f1Ratio, speedup, sizeRatio, parameterRatio, distillMinusHard, goals },
     timing: { totalMs: performance.now() - tStart, budgetMs, teacherMs, trainMs, hardTrainMs, evaluateMs, benchMs },
     reproduce,
@@ -530,8 +569,10 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
       kdLoss: kd,
       epochs: trainCommon.epochs,
       maxMinutes: opts.maxMinutes,
+      trainMinutes: opts.trainMinutes,
       maxSteps: opts.maxSteps,
       transferLimit: opts.transferLimit,
+      augment: opts.augment ?? 0,
       embeddingDim: spec.embeddingDim,
       hidden: spec.hidden,
       layers: spec.layers,

@@ -4,7 +4,11 @@
  *   loss = α · T² · KD(teacher/T ‖ student/T) + (1 − α) · hard
  *
  * - KD is computed over real tokens only: the `logitsMask` of TextBrewer's distiller — padding,
- *   [CLS] and [SEP] never contribute. The default `kl` is KL(softmax(teacher/T) ‖ softmax(student/T));
+ *   [CLS] and [SEP] never contribute. The default `marginal` is KL(teacher posterior ‖ student
+ *   posterior) per token, a posterior being the CRF's marginals (forward–backward at temperature T) for
+ *   a model with a CRF and softmax(logits/T) without: for CRF students the soft term reaches the
+ *   transitions, and a CRF teacher's targets are what it believes, not its raw emissions.
+ *   `kl` (the emission KL) is KL(softmax(teacher/T) ‖ softmax(student/T)) on the emissions;
  *   `ce` (TextBrewer's `kd_ce_loss`) differs from it by the teacher's entropy, a constant, so it has
  *   the same gradient; `mse` is TextBrewer's `kd_mse_loss` (mean squared difference of logits/T).
  * - Why T²: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", §2: the
@@ -19,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hostLossOp, type CrfTensors } from '../autodiff/train/loss.js';
 import { crfSequenceNll, type CrfArrays, type CrfGrads } from './crf.js';
+import { crfMarginalKl, crfMarginals, softmaxRows } from './marginals.js';
 
 export type { CrfTensors };
 
@@ -43,6 +48,15 @@ function softmaxInto(x: ArrayLike<number>, offset: number, L: number, T: number,
   }
   for (let j = 0; j < L; j++) out[j] /= s;
   return m + Math.log(s); // log-partition of x/T
+}
+
+/** Σₜ KL(wₜ ‖ softmax(xₜ/T)) over n rows at `offset` (stride L); adds scale·∂/∂x to `grad`. */
+function softmaxKl(x: ArrayLike<number>, offset: number, n: number, L: number, w: Float64Array, T: number, grad: Float32Array | undefined, scale: number): number {
+  const q = softmaxRows(x, offset, L, n, L, T);
+  let kl = 0;
+  for (let k = 0; k < n * L; k++) if (w[k] > 0) kl += w[k] * (Math.log(w[k]) - Math.log(Math.max(q[k], 1e-300)));
+  if (grad) for (let k = 0; k < n * L; k++) grad[offset + k] += (scale * (q[k] - w[k])) / T;
+  return kl;
 }
 
 const P = new Float64Array(256);
@@ -83,7 +97,17 @@ export const KD_LOSSES = {
     return loss;
   }) as KdLossFn,
 } satisfies Record<string, KdLossFn>;
-export type KdLossName = keyof typeof KD_LOSSES;
+/** Per-token KD losses on the student's emissions (softmax of each token's logits). */
+export type EmissionKdLossName = keyof typeof KD_LOSSES;
+/**
+ * `marginal`: KL(teacher posteriors ‖ student posteriors) per token, where a posterior is the CRF's
+ * marginal P(yₜ = j | x) (forward–backward at temperature T, marginals.ts) for a model with a CRF and
+ * softmax(logits/T) otherwise — for a CRF student the soft term then trains its emissions and its
+ * transitions together. The others compare emissions token by token (softmax of the student's logits,
+ * which the CRF never sees, against softmax of the teacher's logits).
+ */
+export type KdLossName = 'marginal' | EmissionKdLossName;
+export const KD_LOSS_NAMES: readonly KdLossName[] = ['marginal', 'kl', 'ce', 'mse'];
 
 /**
  * Temperature schedules: T at progress p ∈ [0, 1] of the decay phase (the last 40 % of the steps, when
@@ -117,6 +141,8 @@ export interface LossOptions {
   kd: KdLossName;
   /** CRF students: the hard term is the CRF NLL; otherwise token cross-entropy. */
   hard: 'crf' | 'ce';
+  /** The teacher's CRF (`marginal`: its posteriors are its CRF marginals; without it, softmax). */
+  teacherCrf?: CrfArrays;
 }
 
 export interface LossValues {
@@ -159,8 +185,11 @@ export function distillLossValues(
   if (useSoft && !batch.teacher) throw new RangeError('alpha > 0 needs teacher logits');
   if (useHard && !batch.tags) throw new RangeError('alpha < 1 needs hard labels');
   if (useHard && opts.hard === 'crf' && !crf) throw new RangeError('the CRF hard loss needs CRF parameters');
-  const kd = KD_LOSSES[opts.kd];
-  if (!kd) throw new RangeError(`unknown KD loss "${opts.kd}"`);
+  const marginal = opts.kd === 'marginal';
+  const kd = marginal ? undefined : KD_LOSSES[opts.kd as EmissionKdLossName];
+  if (!marginal && !kd) throw new RangeError(`unknown KD loss "${opts.kd}"`);
+  const studentCrf = opts.hard === 'crf' ? crf : undefined;
+  if (useSoft && marginal && opts.hard === 'crf' && !crf) throw new RangeError('the marginal KD loss of a CRF student needs its CRF parameters');
   const softScale = (alpha * T * T) / N;
   const hardScale = (1 - alpha) / N;
   let soft = 0;
@@ -173,8 +202,13 @@ export function distillLossValues(
     const n = lens[r];
     if (n === 0) continue;
     const base = (r * S + 1) * L; // position 1
-    if (useSoft) {
+    if (useSoft && kd) {
       for (let t = 0; t < n; t++) soft += kd(logits, batch.teacher!, base + t * L, L, T, g, softScale);
+    } else if (useSoft) {
+      const te = batch.teacher!;
+      const w = opts.teacherCrf ? crfMarginals(te, base, L, n, opts.teacherCrf, T) : softmaxRows(te, base, L, n, L, T);
+      if (studentCrf) soft += crfMarginalKl(logits, base, L, n, w, studentCrf, T, g, grad?.crf, softScale);
+      else soft += softmaxKl(logits, base, n, L, w, T, g, softScale);
     }
     if (useHard) {
       const tags = batch.tags!;

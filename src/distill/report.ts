@@ -25,9 +25,9 @@ function trainingFacts(d: DistillDetails): Record<string, unknown> {
   return {
     'tfjs backend': `${d.backend.name}${d.backend.reason ? ` (${d.backend.reason})` : ''}`,
     student: `${d.student.kind}: embeddings ${d.student.vocabSize}×${d.student.embeddingDim}, ${d.student.layers} layer(s) of ${d.student.hidden}${d.student.kind === 'transformer' ? ` (heads ${d.student.heads}, FFN ${d.student.ffn})` : ' units per direction'}, ${fmt.int(d.student.parameters)} parameters`,
-    loss: `${d.loss.alpha} · T² · ${d.loss.kd.toUpperCase()} + ${(1 - d.loss.alpha).toFixed(2)} · ${d.loss.hard === 'crf' ? 'CRF NLL' : 'token cross-entropy'}; T = ${d.loss.temperature} (${d.loss.temperatureSchedule})`,
+    loss: `${d.loss.alpha} · T² · ${d.loss.kd === 'marginal' ? 'KL(teacher posteriors ‖ student marginals)' : `${d.loss.kd.toUpperCase()}(emissions)`} + ${(1 - d.loss.alpha).toFixed(2)} · ${d.loss.hard === 'crf' ? 'CRF NLL' : 'token cross-entropy'}; T = ${d.loss.temperature} (${d.loss.temperatureSchedule})`,
     'initialisation': `embeddings: ${d.init.embeddings}; CRF: ${d.init.crf}`,
-    'transfer texts': `${fmt.int(d.transfer.usedTexts)} of ${fmt.int(d.transfer.availableTexts)}${d.transfer.subsampled ? ' (time budget: seeded sample)' : ''} — ${fmt.int(d.transfer.labelledTexts)} labelled, ${fmt.int(d.transfer.unlabelledTexts)} unlabelled available`,
+    'transfer texts': `${fmt.int(d.transfer.usedTexts)} of ${fmt.int(d.transfer.availableTexts)}${d.transfer.subsampled ? ' (time budget: seeded sample)' : ''} — used: ${fmt.int(d.transfer.usedByKind.labelled)} labelled, ${fmt.int(d.transfer.usedByKind.unlabelled)} unlabelled, ${fmt.int(d.transfer.usedByKind.augmented)} augmented (made: ${fmt.int(d.transfer.augmented.substitution)} by entity substitution, ${fmt.int(d.transfer.augmented.mixing)} by span-preserving mixing)`,
     'training sequences / tokens': `${fmt.int(d.transfer.sequences)} / ${fmt.int(d.transfer.tokens)} (windows of ≤ ${d.transfer.windowSize} tokens)`,
     'teacher logits': `${(d.transfer.teacherMs / 1000).toFixed(1)} s computed${d.transfer.teacherTokensPerSec ? ` (${fmt.rate(d.transfer.teacherTokensPerSec)} tokens/s)` : ''}, ${fmt.int(d.transfer.fromCache)} texts from the cache, cache ${d.transfer.cacheBytes !== undefined ? fmt.bytes(d.transfer.cacheBytes) : 'off'} (${d.transfer.cacheDtype})`,
     steps: `${fmt.int(t.steps)} of ${fmt.int(t.plannedSteps)} planned (${t.epochs.toFixed(2)} epochs), stopped by ${t.stoppedBy}`,
@@ -51,7 +51,7 @@ registerDetailsRenderer('distill', (report) => {
     ),
   );
   if (teacher?.f1 && student?.f1) {
-    out.push('', `**Entity F1 on \`${d.evaluation.data}\`**`, '', mdTable(perTypeHeader(d), perTypeRows(teacher.f1, student.f1, d.hardOnly?.f1), ['l', 'r', 'r', 'r']));
+    out.push('', `**Entity F1 on \`${d.evaluation.data}\`${d.evaluation.set === 'dev' ? ' (the early-stopping set: optimistic)' : ' (test)'}**`, '', mdTable(perTypeHeader(d), perTypeRows(teacher.f1, student.f1, d.hardOnly?.f1), ['l', 'r', 'r', 'r']));
   }
   if (d.hardOnly) {
     const diff = d.comparison.distillMinusHard ?? 0;

@@ -1,5 +1,6 @@
 /**
- * The student's training loop: length-bucketed seeded batches, the distillation loss, AdamW with linear
+ * The student's training loop: length-bucketed seeded batches, the distillation loss, AdamW (the same
+ * HostAdamW as finetune) with linear
  * warm-up and decay, gradient clipping by global norm, periodic dev-F1 evaluation with early stopping
  * (the best checkpoint is restored at the end), and a hard deadline.
  *
@@ -14,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../runtime/bench.js';
 import { makeBatch, planBatches, type SpecialIds, type TransferItem } from './batches.js';
 import { distillLoss, TEMPERATURE_SCHEDULES, type LossOptions, type LossValues, type TemperatureScheduleName } from './loss.js';
-import { AdamW, clipByGlobalNorm } from './optim.js';
+import { HostAdamW } from '../autodiff/train/optim.js';
 import type { Student } from './students.js';
 
 export interface TrainOptions {
@@ -179,7 +180,7 @@ export async function trainStudent(student: Student, items: readonly TransferIte
   const calibrateAt = opts.deadline !== undefined && opts.maxSteps === undefined ? t0 + (opts.deadline - t0) * (opts.calibrationShare ?? 0.25) : undefined;
   let calibrated = false;
   const curveEvery = Math.max(1, Math.ceil(planned / 400));
-  const optimizer = new AdamW(student.params, { weightDecay: opts.weightDecay });
+  const optimizer = new HostAdamW(student.params, { weightDecay: opts.weightDecay });
 
   try {
     if (opts.evaluate) await evaluate(); // the starting point of the dev curve
@@ -197,15 +198,14 @@ export async function trainStudent(student: Student, items: readonly TransferIte
         const s0 = now();
         const T = TEMPERATURE_SCHEDULES[opts.temperatureSchedule](opts.loss.temperature, decayProgress(step, planned));
         const { value, grads, values: v } = lossAndGrads(idx, T, rand);
-        const byName = new Map<string, tf.Tensor>();
+        const byName = new Map<string, Float32Array>();
         for (const p of student.params) {
           const g = grads[p.variable.name];
-          if (g) byName.set(p.name, g);
+          if (g) byName.set(p.name, g.dataSync() as Float32Array);
         }
-        const clipped = clipByGlobalNorm(byName, opts.clipNorm);
         step++;
-        optimizer.step(clipped.grads, learningRate(opts.lr, step, warmup, planned));
-        tf.dispose([value, ...Object.values(grads), ...clipped.grads.values()]);
+        optimizer.step(byName, learningRate(opts.lr, step, warmup, planned), opts.clipNorm);
+        tf.dispose([value, ...Object.values(grads)]);
         tokensSeen += v.tokens;
         lastLoss = v.loss;
         acc.loss += v.loss;

@@ -157,6 +157,21 @@ describe('ranerc distill (CLI)', () => {
     expect(d).toMatchObject({ unlabelledTexts: 2, labelledTexts: 240, usedTexts: 242 });
   });
 
+  it('--augment adds substituted and mixed sentences and reports how many of each kind', async () => {
+    const r = await cli(
+      'distill', '--teacher', TEACHER, '--train', trainFile, '--dev', devFile, '--augment', '0.5', '--out', join(tmp, 'cli-aug'),
+      '--max-steps', '2', '--hidden', '8', '--embedding-dim', '8', '--no-cache', '--bench-seconds', '0.1', '--report-dir', join(tmp, 'cli-report-aug'), '--json',
+    );
+    expect(r.code).toBe(0);
+    type T = { labelledTexts: number; usedTexts: number; augmented: { substitution: number; mixing: number }; usedByKind: { labelled: number; unlabelled: number; augmented: number } };
+    const d = (JSON.parse(r.out) as { details: { transfer: T } }).details.transfer;
+    expect(d.augmented.substitution + d.augmented.mixing).toBe(120);
+    expect(d.augmented.substitution).toBeGreaterThan(0);
+    expect(d.augmented.mixing).toBeGreaterThan(0);
+    expect(d.usedByKind).toEqual({ labelled: 240, unlabelled: 0, augmented: 120 });
+    expect(d.usedTexts).toBe(360);
+  });
+
   it('bad flags and files exit 2 with a hint, writing nothing', async () => {
     const out = join(tmp, 'never');
     const bad = await cli('distill', '--teacher', TEACHER, '--train', trainFile, '--dev', devFile, '--out', out, '--alpha', '1.5');

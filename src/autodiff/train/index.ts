@@ -28,5 +28,5 @@ export {
 } from './data.js';
 export { tokenLoss, tokenLossValue, type CrfTensors, type LossKind, type LossTargets } from './loss.js';
 export { learningRate, warmupStepsFor, type LinearSchedule } from './schedule.js';
-export { HostAdamW, hostGlobalNorm, type HostAdamWOptions } from './optim.js';
+export { HostAdamW, hostGlobalNorm, type HostAdamWOptions, type OptimParam } from './optim.js';
 export { curveSvg, movingAverage, type FinetuneDetails, type FinetuneEval, type FinetunePoint } from './report.js';

@@ -7,13 +7,19 @@
  * in float64 arithmetic on the host, and the new value is uploaded with `Variable.assign` — one
  * parameter at a time, so the device never holds more than one extra parameter-sized tensor.
  *
- * The update is torch.optim.AdamW's (Loshchilov & Hutter 2019, decoupled decay), the same as
- * src/distill/optim.ts `AdamW` (device-side, for small students):
+ * The update is torch.optim.AdamW's (Loshchilov & Hutter 2019, decoupled decay); the one optimizer
+ * of both `ranerc finetune` (trainer.ts) and `ranerc distill` (src/distill/train.ts), through `step`:
  *   θ ← θ − lr·λ·θ (only where `decay`);  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;
  *   θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { OptimParam } from '../../distill/optim.js';
+
+/** One trainable parameter. `decay`: whether the weight decay applies (matrices; not biases, norms, CRF). */
+export interface OptimParam {
+  name: string;
+  variable: tf.Variable;
+  decay: boolean;
+}
 
 export interface HostAdamWOptions {
   beta1?: number;
@@ -92,6 +98,22 @@ export class HostAdamW {
     const next = tf.tensor(theta, p.variable.shape, 'float32');
     p.variable.assign(next);
     next.dispose(); // the variable keeps its own reference to the data
+  }
+
+  /**
+   * One whole step: the gradients (host values by parameter name) are clipped to a global L2 norm of
+   * `clipNorm` (factor clipNorm / (norm + 1e-6) when below 1, as torch.nn.utils.clip_grad_norm_; 0 or
+   * Infinity: no clipping), then every parameter with a gradient is updated. Returns the norm before
+   * clipping.
+   */
+  step(grads: ReadonlyMap<string, ArrayLike<number>>, lr: number, clipNorm: number): number {
+    if (grads.size === 0) return 0;
+    const norm = hostGlobalNorm(grads.values());
+    const limit = clipNorm > 0 ? clipNorm : Infinity;
+    const factor = limit / (norm + 1e-6);
+    this.beginStep();
+    for (const [name, g] of grads) this.update(name, g, lr, factor < 1 ? factor : 1);
+    return norm;
   }
 
   /** Drop the moments. */

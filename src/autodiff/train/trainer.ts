@@ -11,12 +11,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GraphError, isRanercError, UsageError } from '../../errors.js';
-import type { OptimParam } from '../../distill/optim.js';
+import type { OptimParam } from './optim.js';
 import type { CrfParams } from '../../ner/types.js';
 import type { OnnxExecutor } from '../executor.js';
 import { batchFeeds, type MicroBatch } from './data.js';
 import { tokenLoss, type CrfTensors, type LossKind } from './loss.js';
-import { HostAdamW, hostGlobalNorm } from './optim.js';
+import { HostAdamW } from './optim.js';
 
 export interface TrainerOptions {
   /** Token cross-entropy, or the CRF negative log-likelihood (needs `crf`). */
@@ -206,14 +206,7 @@ export class Trainer {
    */
   step(micro: readonly MicroBatch[], lr: number): StepResult {
     const { loss, grads } = this.gradients(micro);
-    let gradNorm = 0;
-    if (grads.size > 0) {
-      gradNorm = hostGlobalNorm(grads.values());
-      const limit = this.opts.clipNorm > 0 ? this.opts.clipNorm : Infinity;
-      const factor = limit / (gradNorm + 1e-6);
-      this.optimizer.beginStep();
-      for (const [name, g] of grads) this.optimizer.update(name, g, lr, factor < 1 ? factor : 1);
-    }
+    const gradNorm = this.optimizer.step(grads, lr, this.opts.clipNorm);
     let tokens = 0;
     let padded = 0;
     for (const m of micro) {
