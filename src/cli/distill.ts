@@ -181,9 +181,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--temperature-schedule <s>', 'constant, or linear (T → 1 over the last 40 % of the steps)', choice('--temperature-schedule', ['constant', 'linear'] as const), 'constant')
     .option(
       '--kd-loss <name>',
-      "soft loss: marginal (teacher posteriors vs the student's CRF marginals, through emissions and transitions), emission (= kl: per-token KL of the emissions), ce or mse",
+      "soft loss: kl (= emission: per-token KL of the emissions; default, it measured better so far), marginal (teacher posteriors vs the student's CRF marginals, through emissions and transitions), ce or mse",
       choice('--kd-loss', ['marginal', 'emission', 'kl', 'ce', 'mse'] as const),
-      'marginal',
+      'kl',
     )
     .option('--epochs <n>', 'passes over the transfer set (the time budget may stop earlier)', numberOption('--epochs', 0.01, 1000), 3)
     .option('--max-minutes <m>', 'hard wall-clock budget for the whole command, teacher logits included', numberOption('--max-minutes', 0.05, 1e6), 14)
