@@ -20,6 +20,7 @@ import { LabelSet } from '../ner/labels.js';
 import { WordPieceTokenizer } from '../ner/tokenizer.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
+import { refuseSharedWeights } from './shared.js';
 import { findAttentionBlocks, requireAttentionBlocks, type AttentionBlock } from '../onnx/attention.js';
 import { encodeModel, type onnx } from '../onnx/codec.js';
 import { loadModel } from '../onnx/external.js';
@@ -361,6 +362,7 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
   const loaded = await loadModel(folder.onnxPath);
   const original = loaded.model;
   const origBlocks = requireAttentionBlocks(findAttentionBlocks(original), { needFfn: ffnRatio > 0, file: folder.onnxPath });
+  refuseSharedWeights(origBlocks, folder.onnxPath);
   const layers = origBlocks.length;
   const headsBefore = origBlocks.map((b) => b.numHeads);
   const ffnBefore = origBlocks.map((b) => b.ffn?.intermediate.outFeatures);

@@ -25,6 +25,7 @@ const QUANTIZED_OPS = new Set([
   'QGemm',
   'QAttention',
   'DynamicQuantizeMatMul',
+  'DynamicQuantizeLSTM',
   'MatMulIntegerToFloat',
 ]);
 
@@ -166,6 +167,22 @@ const FOLDED = new WeakMap<GraphIndex, Map<string, TensorData | null>>();
  * float Transpose/Identity of a constant (unfolded exports transpose weights at run time); undefined for
  * computed tensors.
  */
+/**
+ * The tensor behind a chain of Identity nodes (torch.onnx.export writes one initializer for a parameter
+ * shared by several layers, and an Identity of it for every further use, as for ALBERT's shared layer group).
+ */
+export function identitySource(index: GraphIndex, tensor: string): string {
+  let t = tensor;
+  for (let i = 0; i < 16; i++) {
+    const p = index.producer(t);
+    if (!p || p.node.opType !== 'Identity' || (p.node.domain ?? '') !== '') return t;
+    const src = (p.node.input ?? [])[0];
+    if (!src) return t;
+    t = src;
+  }
+  return t;
+}
+
 export function constantOf(index: GraphIndex, tensor: string): TensorData | undefined {
   const init = index.initializer(tensor);
   if (init) return readTensor(init, { view: true });

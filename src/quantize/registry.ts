@@ -8,6 +8,7 @@ import type { onnx } from '../onnx/codec.js';
 import type { GraphIndex } from '../onnx/graph.js';
 import type { TensorData } from '../onnx/tensor.js';
 import { gatherQuantizer } from './ops/gather.js';
+import { lstmQuantizer } from './ops/lstm.js';
 import { gemmQuantizer, matMulQuantizer } from './ops/matmul.js';
 import type { QParams } from './qparams.js';
 import type { NodePlan, PlannedInput, QuantFormat, QuantMode } from './types.js';
@@ -67,6 +68,13 @@ export interface Emitter {
   floatConstant(tensor: string): Float32Array | undefined;
   /** The dims of a constant, or undefined. */
   floatConstantDims(tensor: string): number[] | undefined;
+  /**
+   * An LSTM weight [dirs, 4·hidden, k] as DynamicQuantizeLSTM takes it: symmetric int8 transposed to
+   * [dirs, k, 4·hidden], scales and int8 zero points [dirs] (per direction) or [dirs, 4·hidden] (per channel).
+   */
+  lstmWeight(tensor: string, perChannel: boolean): QuantizedRef;
+  /** Import an operator-set domain into the model (once). */
+  domain(domain: string, version: number): void;
   /** Add an initializer (once per name). */
   initializer(t: onnx.ITensorProto): string;
   /** Emit a node (placed where the rewritten node was). */
@@ -83,7 +91,7 @@ export interface OpQuantizer {
 }
 
 /** Every quantizer ranerc knows. */
-export const QUANTIZERS: readonly OpQuantizer[] = [matMulQuantizer, gemmQuantizer, gatherQuantizer];
+export const QUANTIZERS: readonly OpQuantizer[] = [matMulQuantizer, gemmQuantizer, gatherQuantizer, lstmQuantizer];
 
 const BY_OP = new Map<string, OpQuantizer>();
 for (const q of QUANTIZERS) for (const op of q.opTypes) BY_OP.set(op, q);

@@ -18,7 +18,7 @@ import {
   zeroPointName,
 } from './naming.js';
 import { intAttr, makeNode } from './ops/common.js';
-import { constantOf, sortedNodes } from './plan.js';
+import { constantOf, identitySource, sortedNodes } from './plan.js';
 import { activationQParams, dequantizeLinear, quantizeLinear, sqnr, weightParams, type QParams, type Range } from './qparams.js';
 import { quantizerFor, type Emitter, type QuantizedRef, type WeightRef } from './registry.js';
 import type { FloatNode, NodePlan, QuantPlan, RewriteOptions, RewriteResult } from './types.js';
@@ -38,7 +38,7 @@ function transpose2d(v: Float32Array, rows: number, cols: number): Float32Array 
  * Nodes the rewrite cannot honour: activations without a calibrated range (static mode), and weights
  * another planned node needs in a different layout (per-channel axis or transposition).
  */
-function unrewritable(plan: QuantPlan, ranges: ReadonlyMap<string, Range>, opts: RewriteOptions): Map<string, string> {
+function unrewritable(plan: QuantPlan, ranges: ReadonlyMap<string, Range>, opts: RewriteOptions, index: GraphIndex): Map<string, string> {
   const out = new Map<string, string>();
   const weights = new Map<string, { key: WeightKey; by: string }>();
   for (const n of plan.nodes) {
@@ -55,8 +55,9 @@ function unrewritable(plan: QuantPlan, ranges: ReadonlyMap<string, Range>, opts:
       if (p.kind !== 'weight') continue;
       const transpose = n.opType === 'Gemm' && !(opts.format === 'qdq' && opts.mode === 'static') && p.index === 1;
       const key: WeightKey = { axis: p.channelAxis, transpose };
-      const prev = weights.get(p.tensor);
-      if (!prev) weights.set(p.tensor, { key, by: n.label });
+      const source = identitySource(index, p.tensor);
+      const prev = weights.get(source);
+      if (!prev) weights.set(source, { key, by: n.label });
       else if (prev.key.axis !== key.axis || prev.key.transpose !== key.transpose) {
         out.set(n.label, `weight "${p.tensor}" is shared with ${prev.by}, which quantizes it in another layout`);
       }
@@ -79,6 +80,8 @@ class GraphEmitter implements Emitter {
   private readonly dynamic = new Map<string, QuantizedRef>();
   private readonly weights = new Map<string, WeightRef>();
   private readonly weightDq = new Map<string, string>();
+  /** Operator-set domains the rewrite needs imported (e.g. com.microsoft), with their versions. */
+  readonly domains = new Map<string, number>();
   private readonly calibrated = new Map<string, { scale: string; zeroPoint: string; params: QParams }>();
 
   constructor(
@@ -198,7 +201,8 @@ class GraphEmitter implements Emitter {
     return constantOf(this.index, tensor)?.dims;
   }
 
-  weight(tensor: string, axis: number | undefined, opts: { transpose2d?: boolean } = {}): WeightRef {
+  weight(name: string, axis: number | undefined, opts: { transpose2d?: boolean } = {}): WeightRef {
+    const tensor = identitySource(this.index, name); // a shared weight is quantized once
     const done = this.weights.get(tensor);
     if (done) return done;
     const c = constantOf(this.index, tensor);
@@ -228,7 +232,45 @@ class GraphEmitter implements Emitter {
     return ref;
   }
 
-  qdqWeight(tensor: string, axis: number | undefined): string {
+  lstmWeight(name: string, perChannel: boolean): QuantizedRef {
+    const tensor = identitySource(this.index, name);
+    const done = this.weights.get(tensor);
+    if (done) return done;
+    const c = constantOf(this.index, tensor);
+    if (!c || c.dataType !== DataType.FLOAT || c.dims.length !== 3) {
+      throw new GraphError(`"${tensor}" is not a 3-D float32 constant`, { node: tensor, hint: 'this is a ranerc bug; please report it' });
+    }
+    const [dirs, rows, k] = c.dims;
+    const values = c.data as Float32Array;
+    // per direction: axis 0 of [dirs, rows, k]; per channel: axis 0 of [dirs·rows, k] (onnxruntime's reshape)
+    const pd = perChannel ? [dirs * rows, k] : c.dims;
+    const params = weightParams(values, pd, 0);
+    const q = quantizeLinear(values, params, pd) as Int8Array;
+    const qt = new Int8Array(q.length);
+    for (let d = 0; d < dirs; d++) {
+      const base = d * rows * k;
+      for (let i = 0; i < rows; i++) for (let j = 0; j < k; j++) qt[base + j * rows + i] = q[base + i * k + j];
+    }
+    const sdims = perChannel ? [dirs, rows] : [dirs];
+    const ref: WeightRef = {
+      q: this.initializer(makeTensor(quantizedName(tensor), DataType.INT8, [dirs, k, rows], qt)),
+      scale: this.initializer(makeTensor(scaleName(tensor), DataType.FLOAT, sdims, params.scale)),
+      zeroPoint: this.initializer(makeTensor(zeroPointName(tensor), DataType.INT8, sdims, new Int8Array(params.scale.length))),
+      params,
+      dims: [dirs, k, rows],
+    };
+    this.params.set(tensor, params);
+    this.weightSqnrDb.set(tensor, sqnr(values, dequantizeLinear(q, params, pd)));
+    this.weights.set(tensor, ref);
+    return ref;
+  }
+
+  domain(domain: string, version: number): void {
+    if (!this.domains.has(domain)) this.domains.set(domain, version);
+  }
+
+  qdqWeight(name: string, axis: number | undefined): string {
+    const tensor = identitySource(this.index, name);
     const done = this.weightDq.get(tensor);
     if (done) return done;
     const w = this.weight(tensor, axis);
@@ -253,7 +295,7 @@ export function rewriteModel(
   if (!graph) throw new GraphError('the model has no graph', { hint: 're-export the model' });
   const nodes = sortedNodes(graph);
   const index = new GraphIndex({ ...graph, node: nodes });
-  const skip = unrewritable(plan, ranges, { ...opts, perChannel: plan.perChannel });
+  const skip = unrewritable(plan, ranges, { ...opts, perChannel: plan.perChannel }, index);
   const byIndex = new Map<number, NodePlan>();
   for (const n of plan.nodes) if (!skip.has(n.label)) byIndex.set(n.index, n);
   const leftInFloat: FloatNode[] = plan.nodes.filter((n) => skip.has(n.label)).map((n) => ({ node: n.label, opType: n.opType, reason: skip.get(n.label) ?? '' }));
@@ -274,6 +316,10 @@ export function rewriteModel(
   });
   const newGraph: onnx.IGraphProto = { ...graph, node: out, initializer: [...(graph.initializer ?? []), ...em.added] };
   removeUnused(newGraph);
-  const result = { ...model, graph: newGraph } as onnx.ModelProto;
+  const imports = [...(model.opsetImport ?? [])];
+  for (const [domain, version] of em.domains) {
+    if (!imports.some((o) => (o.domain ?? '') === domain)) imports.push({ domain, version });
+  }
+  const result = { ...model, graph: newGraph, opsetImport: imports } as onnx.ModelProto;
   return { model: result, params: em.params, leftInFloat, quantized, weightSqnrDb: em.weightSqnrDb };
 }

@@ -9,7 +9,8 @@ import { attrInt, attrInts, samePerm, type Node } from './graph.js';
 
 export class LinearMatcher extends ShapeMatcher {
   /** A tensor that is a weight (initializer behind Transpose/DequantizeLinear). */
-  weightLike(t: string): boolean {
+  weightLike(t0: string): boolean {
+    const t = this.throughIdentity(t0);
     if (this.g.initializer(t)) return true;
     const p = this.g.producer(t);
     if (p && (p.opType === 'Transpose' || p.opType === 'DequantizeLinear')) return !!this.g.initializer(p.input?.[0]);
@@ -17,7 +18,22 @@ export class LinearMatcher extends ShapeMatcher {
   }
 
 
-  resolveWeight(node: Node, t: string): { name: string; dims: number[]; transpose?: Node; dequantize?: Node } {
+  /**
+   * The tensor behind Identity nodes: torch.onnx.export keeps one initializer for a parameter several layers
+   * share (ALBERT) and feeds every further use through an Identity of it.
+   */
+  throughIdentity(t: string): string {
+    let cur = t;
+    for (let i = 0; i < 16; i++) {
+      const p = this.g.producer(cur);
+      if (!p || p.opType !== 'Identity' || !p.input?.[0]) return cur;
+      cur = p.input[0];
+    }
+    return cur;
+  }
+
+  resolveWeight(node: Node, t0: string): { name: string; dims: number[]; transpose?: Node; dequantize?: Node } {
+    const t = this.throughIdentity(t0);
     const init = this.g.initializer(t);
     if (init) return { name: t, dims: dimsOf(init) };
     let p = this.g.producer(t);
