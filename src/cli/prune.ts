@@ -235,6 +235,7 @@ async function runPruneTarget(ctx: CliContext, flags: PruneFlags): Promise<numbe
     backend: flags.backend as BackendPreference,
     threads: flags.threads,
     benchSeconds: flags.benchSeconds,
+    costSeconds: Math.min(2, flags.benchSeconds / 3),
     latencyCacheDir: flags.latencyCache ? undefined : false,
     progress,
     log: (line) => {

@@ -48,6 +48,8 @@ export interface TargetLayerRow {
   keptHeads: number[];
   ffnBefore: number;
   ffnAfter: number;
+  /** Original indices of the FFN neurons removed. */
+  removedNeurons: number[];
   /** 'layer': gone (residual path only); 'attention': no heads, FFN kept; '' kept. */
   removed: 'layer' | 'attention' | '';
 }

@@ -84,6 +84,8 @@ export interface PruneTargetOptions {
   threads?: number;
   /** Timed seconds of the original and the round's model together, per round (default 6). */
   benchSeconds?: number;
+  /** Timed seconds per variant of the cost model (default 2). */
+  costSeconds?: number;
   /** Cost model cache folder (default ~/.cache/ranerc/latency); false: measure every time. */
   latencyCacheDir?: string | false;
   progress?: (title: string, total: number) => Progress;
@@ -195,6 +197,7 @@ export async function pruneToTarget(opts: PruneTargetOptions): Promise<PruneTarg
     seqLen,
     batch,
     threads: opts.threads,
+    seconds: opts.costSeconds,
     cacheDir: opts.latencyCacheDir,
     onProgress: (n) => costBar.update(n, 'rounds'),
     log,
@@ -420,6 +423,7 @@ export async function pruneToTarget(opts: PruneTargetOptions): Promise<PruneTarg
       keptHeads: best.headIds[l],
       ffnBefore: ffnSize[l],
       ffnAfter: best.neuronIds[l].length,
+      removedNeurons: ((kept) => range(ffnSize[l]).filter((j) => !kept.has(j)))(new Set(best.neuronIds[l])),
       removed: best.removedLayers.includes(l) ? 'layer' : best.attentionOnly.includes(l) ? 'attention' : '',
     }));
     const details: PruneTargetDetails = {
