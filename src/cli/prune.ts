@@ -235,7 +235,7 @@ async function runPruneTarget(ctx: CliContext, flags: PruneFlags): Promise<numbe
     backend: flags.backend as BackendPreference,
     threads: flags.threads,
     benchSeconds: flags.benchSeconds,
-    costSeconds: Math.min(2, flags.benchSeconds / 3),
+    costSeconds: Math.min(3, flags.benchSeconds / 2),
     latencyCacheDir: flags.latencyCache ? undefined : false,
     progress,
     log: (line) => {

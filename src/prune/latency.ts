@@ -125,7 +125,7 @@ export interface MeasureCostOptions {
   seqLen: number;
   batch: number;
   threads?: number;
-  /** Timed seconds per variant in total (default 2), in `rounds` interleaved blocks (default 4). */
+  /** Timed seconds per variant in total (default 3, and at least 2 runs per block), in `rounds` interleaved blocks (default 6). */
   seconds?: number;
   rounds?: number;
   /** Cache folder (default {@link defaultLatencyCacheDir}); false: neither read nor write. */
@@ -161,11 +161,11 @@ export async function measureCostModel(model: onnx.IModelProto, blocks: readonly
       sessions.push(await NerSession.open(path, { threads: opts.threads }));
     }
     const feed = makeBenchBatch(opts.inputs, opts.seqLen, opts.batch);
-    const rounds = opts.rounds ?? 4;
+    const rounds = opts.rounds ?? 6;
     const loadAvgStart = loadavg();
     const stats = await measureInterleaved(
       sessions.map((s) => () => s.runFlat(feed)),
-      { rounds, warmup: 3, iterations: 8, seconds: opts.seconds ?? 2, onRound: (n) => opts.onProgress?.(n, rounds) },
+      { rounds, warmup: 3, iterations: 2 * rounds, seconds: opts.seconds ?? 3, onRound: (n) => opts.onProgress?.(n, rounds) },
     );
     const samples: CostSample[] = variants.map((v, i) => ({ name: v.name, shape: shapeAfter(blocks, v.plan), ms: stats[i].p50, iterations: stats[i].iterations }));
     const measurement: CostMeasurement = {

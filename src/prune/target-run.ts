@@ -84,7 +84,7 @@ export interface PruneTargetOptions {
   threads?: number;
   /** Timed seconds of the original and the round's model together, per round (default 6). */
   benchSeconds?: number;
-  /** Timed seconds per variant of the cost model (default 2). */
+  /** Timed seconds per variant of the cost model (default 3). */
   costSeconds?: number;
   /** Cost model cache folder (default ~/.cache/ranerc/latency); false: measure every time. */
   latencyCacheDir?: string | false;
@@ -190,7 +190,7 @@ export async function pruneToTarget(opts: PruneTargetOptions): Promise<PruneTarg
   // cost model
   const modelSha = await modelHash(folder);
   const inputs = syntheticBenchInputs(tokenizer);
-  const costBar = progress('cost model', 4);
+  const costBar = progress('cost model', 6);
   const cost = await measureCostModel(original, origBlocks, {
     modelSha256: modelSha,
     inputs,
