@@ -17,6 +17,13 @@
  *                removing each head alone (onnxruntime, gated model) vs its importance; Spearman's rho and
  *                whether the lowest-ranked head costs less than the highest-ranked.
  * --cache DIR    reuse importance scores across runs (e.g. to re-time latency); default: no cache.
+ * curve (issue 17): ratio 0 / 20 / 40 % (that fraction of the heads and of the FFN neurons) → parameters,
+ *                F1 on --eval (teacher) and p50 at batch 1, sequence 128, the three models timed together
+ *                in interleaved blocks; the same p50s for --bert-base (random weights: no F1).
+ * target (issue 17): pruneToTarget — teacher --target-speedup 1.25 (--teacher-speedup) with recovery
+ *                fine-tuning on the MSRA train sample (dev F1 per round, test F1 before → after), and
+ *                BERT-base --target-speedup 1.33 (--bert-speedup) with label-free KL importance.
+ *                `--only curve|target` runs one of them.
  * Sections whose folder does not exist are skipped. Every run notes the load average (shared machine).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -34,6 +41,9 @@ import { loadModelFolder } from '../dist/onnx/folder.js';
 import { batchRows, scoringRows } from '../dist/prune/data.js';
 import { computeImportance } from '../dist/prune/importance.js';
 import { pruneModelFolder } from '../dist/prune/prune.js';
+import { pruneToTarget } from '../dist/prune/target-run.js';
+import { measureInterleaved, makeBenchBatch, syntheticBenchInputs } from '../dist/runtime/bench.js';
+import { NerSession } from '../dist/runtime/session.js';
 import { normalizeByLayer, rankAscending, spearman } from '../dist/prune/scores.js';
 import { gatedModel } from '../dist/prune/surgery.js';
 
@@ -44,7 +54,7 @@ const opt = (name, dflt) => {
 };
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const teacher = opt('teacher', join(repo, 'fixtures/teacher/model'));
-const bertBase = opt('bert-base', '/tmp/bert-base');
+const bertBase = opt('bert-base', existsSync('/work/cache/bert-base') ? '/work/cache/bert-base' : '/tmp/bert-base');
 const brute = opt('brute', join(repo, 'fixtures/tiny/bio-crf-op14'));
 const data = opt('data', join(repo, 'fixtures/data/msra_dev_sample.jsonl'));
 const evalData = opt('eval', join(repo, 'fixtures/data/msra_test_sample.jsonl'));
@@ -54,7 +64,7 @@ const cacheDir = opt('cache') ?? false;
 const threads = opt('threads') ? Number(opt('threads')) : undefined;
 const seconds = Number(opt('seconds', '10'));
 const bertSentences = Number(opt('bert-sentences', '64'));
-const only = opt('only'); // teacher | bert-base | brute
+const only = opt('only'); // teacher | bert-base | brute | curve | target
 
 const load = () => loadavg().map((x) => Number(x.toFixed(2)));
 const emit = (o) => console.log(JSON.stringify({ ...o, loadavg: load() }));
@@ -168,4 +178,78 @@ if ((!only || only === 'brute') && existsSync(brute)) await bruteForce(brute);
 if ((!only || only === 'teacher') && existsSync(teacher)) await pruneRun('teacher', teacher, { eval: evalData });
 if ((!only || only === 'bert-base') && existsSync(bertBase)) {
   await pruneRun('bert-base', bertBase, { maxSentences: bertSentences, skipUnknownTypes: true, verify: true });
+}
+
+// ------------------------------------------------------------------ issue 17: the curve and the targets
+
+const f1Pct = (x) => (x === null || x === undefined ? '' : (x * 100).toFixed(2));
+
+async function curve(name, model, extra) {
+  const tmp = mkdtempSync(join(tmpdir(), 'ranerc-bench-curve-'));
+  try {
+    const paths = [join(model, 'model.onnx')];
+    const rows = [{ ratio: 0 }];
+    for (const r of [0.2, 0.4]) {
+      const res = await pruneModelFolder({ model, data, out: join(tmp, `r${r}`), ratio: r, ffnRatio: r, threads, cacheDir, bench: false, verify: true, log: (l) => console.error(`[${name} ${r}] ${l}`), ...extra });
+      paths.push(res.onnxPath);
+      rows.push({ ratio: r, parameters: res.details.parameters.after, f1: res.f1?.pruned.micro.f1 ?? null, before: res.details.parameters.before, f1Before: res.f1?.before.micro.f1 ?? null });
+    }
+    rows[0].parameters = rows[1].before;
+    rows[0].f1 = rows[1].f1Before;
+    const folder = await loadModelFolder({ model });
+    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const feed = makeBenchBatch(syntheticBenchInputs(tok), 128, 1);
+    const sessions = [];
+    for (const p of paths) sessions.push(await NerSession.open(p, { threads }));
+    const start = load();
+    const stats = await measureInterleaved(sessions.map((s) => () => s.runFlat(feed)), { rounds: 6, warmup: 5, iterations: 30, seconds });
+    for (const s of sessions) await s.close();
+    rows.forEach((r, i) => {
+      r.p50Ms = stats[i].p50;
+      r.speedup = stats[0].p50 / stats[i].p50;
+    });
+    emit({ section: `curve-${name}`, model, loadAvgStart: start, rows: rows.map(({ before, f1Before, ...r }) => r) });
+    console.error(`\n${name}: ratio (heads and FFN) → parameters, F1, p50 (batch 1, seq 128, one interleaved run; load ${start.join(' ')} → ${load().join(' ')})`);
+    for (const r of rows) console.error(`  ${String(r.ratio * 100).padStart(3)}%  ${String(r.parameters).padStart(11)}  F1 ${f1Pct(r.f1).padStart(6)}  p50 ${r.p50Ms.toFixed(2).padStart(8)} ms  ${r.speedup.toFixed(3)}×`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function target(name, model, extra) {
+  const tmp = mkdtempSync(join(tmpdir(), 'ranerc-bench-target-'));
+  try {
+    const t0 = performance.now();
+    const r = await pruneToTarget({ model, data, out: join(tmp, 'out'), threads, log: (l) => console.error(`[${name} target] ${l}`), ...extra });
+    const d = r.details;
+    const chosen = d.roundsRun.find((x) => x.round === d.chosenRound);
+    emit({
+      section: `target-${name}`,
+      model,
+      target: d.target,
+      verdict: d.verdict,
+      chosenRound: d.chosenRound,
+      speedup: chosen.speedup,
+      costModel: { ...d.costModel.model, cached: d.costModel.cached, loadAvg: [d.costModel.loadAvgStart, d.costModel.loadAvgEnd] },
+      rounds: d.roundsRun.map((x) => ({ round: x.round, heads: x.heads, neurons: x.neurons, layers: x.layers, parameters: x.parameters, before: x.beforeP50Ms, after: x.afterP50Ms, speedup: x.speedup, devF1: x.devF1 ?? null, devF1Pruned: x.devF1Pruned ?? null, predictedSavingMs: x.predictedSavingMs, loadAvg: x.loadAvg })),
+      testF1: r.f1 ? [r.f1.before.micro.f1, r.f1.after.micro.f1] : null,
+      testF1DropPoints: r.f1 ? (r.f1.before.micro.f1 - r.f1.after.micro.f1) * 100 : null,
+      totalMs: Math.round(performance.now() - t0),
+    });
+    console.error(`\n${name}: --target-speedup ${d.target.speedup}: ${d.verdict}, round ${d.chosenRound}, measured ${chosen.speedup.toFixed(3)}×` + (r.f1 ? `, test F1 ${f1Pct(r.f1.before.micro.f1)} → ${f1Pct(r.f1.after.micro.f1)}` : ''));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const teacherSpeedup = Number(opt('teacher-speedup', '1.25'));
+const bertSpeedup = Number(opt('bert-speedup', '1.33'));
+const train = opt('train', join(repo, 'fixtures/data/msra_train_sample.jsonl'));
+if ((!only || only === 'curve') && existsSync(teacher)) await curve('teacher', teacher, { eval: evalData });
+if ((!only || only === 'curve') && existsSync(bertBase)) await curve('bert-base', bertBase, { maxSentences: bertSentences, skipUnknownTypes: true, importanceLoss: 'kl', target: 'predicted' });
+if ((!only || only === 'target') && existsSync(teacher)) {
+  await target('teacher', teacher, { targetSpeedup: teacherSpeedup, rounds: 2, maxRounds: 4, dev: data, eval: evalData, maxSentences: 200, recovery: { train, epochs: 1, maxMinutes: 1.5, lr: 1e-4 }, latencyCacheDir: false });
+}
+if ((!only || only === 'target') && existsSync(bertBase)) {
+  await target('bert-base', bertBase, { targetSpeedup: bertSpeedup, importanceLoss: 'kl', maxSentences: bertSentences, latencyCacheDir: false });
 }

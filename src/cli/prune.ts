@@ -17,6 +17,8 @@ import { fmt, renderTable } from '../report/table.js';
 import { reportJson, resolveReportDir } from '../report/write.js';
 import { HEATMAP_FILE, pruneModelFolder, type PruneResult } from '../prune/prune.js';
 import type { ImportanceLoss } from '../prune/importance.js';
+import { pruneToTarget } from '../prune/target-run.js';
+import { TARGET_CHART_FILE, targetSummary, verdictText } from '../prune/target-report.js';
 import { atomicWriteDir } from '../util/fs.js';
 import { action, intOption, numberOption, type CliContext } from './context.js';
 import { addReportOptions, addThreadsOption, addWindowOptions, type ReportFlags, type WindowFlags } from './options.js';
@@ -28,9 +30,15 @@ interface PruneFlags extends ReportFlags, WindowFlags {
   vocab?: string;
   data: string;
   importanceLoss?: string;
-  ratio: number;
+  ratio?: number;
   out: string;
-  iterations: number;
+  iterations?: number;
+  targetSpeedup?: number;
+  targetLatencyMs?: number;
+  minF1?: number;
+  maxRounds?: number;
+  neuronBlock?: number;
+  latencyCache: boolean;
   ffnRatio?: number;
   eval?: string;
   allowEmptyLayers?: boolean;
@@ -119,6 +127,15 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
       hint: 'auto uses @tensorflow/tfjs-node when installed, else wasm',
     });
   }
+  if (flags.targetSpeedup !== undefined || flags.targetLatencyMs !== undefined) return runPruneTarget(ctx, flags);
+  if (flags.ratio === undefined) {
+    throw new UsageError('prune needs --ratio, --target-speedup or --target-latency-ms', {
+      hint: 'e.g. --ratio 0.25 (a quarter of the heads) or --target-speedup 1.33 (heads, FFN neurons and layers chosen by importance per millisecond)',
+    });
+  }
+  for (const [v, f] of [[flags.minF1, '--min-f1'], [flags.maxRounds, '--max-rounds'], [flags.neuronBlock, '--neuron-block']] as const) {
+    if (v !== undefined) throw new UsageError(`${f} goes with --target-speedup or --target-latency-ms`, { hint: 'add --target-speedup X' });
+  }
   if ((flags.finetune === undefined) !== (flags.dev === undefined)) {
     throw new UsageError('--finetune and --dev go together', {
       hint: 'pass --finetune TRAIN.jsonl --dev DEV.jsonl to fine-tune the pruned model (dev F1 picks the best checkpoint)',
@@ -136,7 +153,7 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     out: flags.out,
     ratio: flags.ratio,
     ffnRatio: flags.ffnRatio,
-    iterations: flags.iterations,
+    iterations: flags.iterations ?? 1,
     allowEmptyLayers: flags.allowEmptyLayers,
     target: flags.labels === false ? 'predicted' : 'gold',
     importanceLoss: importanceLossFlag(flags.importanceLoss),
@@ -178,6 +195,75 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
   return 0;
 }
 
+/** `--target-speedup` / `--target-latency-ms`: src/prune/target-run.ts. */
+async function runPruneTarget(ctx: CliContext, flags: PruneFlags): Promise<number> {
+  if (flags.ratio !== undefined || flags.ffnRatio !== undefined) {
+    throw new UsageError('--ratio and --ffn-ratio do not go with a latency target', { hint: 'the target chooses how many heads, neurons and layers go; drop --ratio/--ffn-ratio' });
+  }
+  if (flags.finetune !== undefined && flags.dev === undefined) {
+    throw new UsageError('--finetune needs --dev', { hint: 'pass --finetune TRAIN.jsonl --dev DEV.jsonl' });
+  }
+  if (flags.finetune === undefined && (flags.epochs !== undefined || flags.lr !== undefined || flags.maxMinutes !== undefined)) {
+    throw new UsageError('--epochs, --lr and --max-minutes need --finetune', { hint: 'add --finetune TRAIN.jsonl --dev DEV.jsonl' });
+  }
+  const progress = (title: string, total: number) => createProgress(title, total, { interactive: ctx.interactive, json: flags.json });
+  const result = await pruneToTarget({
+    model: flags.model,
+    labels: typeof flags.labels === 'string' ? flags.labels : undefined,
+    vocab: flags.vocab,
+    data: flags.data,
+    out: flags.out,
+    targetSpeedup: flags.targetSpeedup,
+    targetLatencyMs: flags.targetLatencyMs,
+    seqLen: flags.benchSeq,
+    batch: flags.benchBatch,
+    rounds: flags.iterations,
+    maxRounds: flags.maxRounds,
+    minF1: flags.minF1 === undefined ? undefined : flags.minF1 / 100,
+    dev: flags.dev,
+    recovery: flags.finetune !== undefined ? { train: flags.finetune, epochs: flags.epochs ?? 1, lr: flags.lr, maxMinutes: flags.maxMinutes } : undefined,
+    eval: flags.eval,
+    neuronBlock: flags.neuronBlock,
+    target: flags.labels === false ? 'predicted' : 'gold',
+    importanceLoss: importanceLossFlag(flags.importanceLoss),
+    skipUnknownTypes: flags.skipUnknownTypes,
+    maxSentences: flags.maxSentences,
+    maxLength: flags.maxLength,
+    overlap: flags.overlap,
+    batchRows: flags.batch,
+    maxBatchTokens: flags.maxBatchTokens,
+    backend: flags.backend as BackendPreference,
+    threads: flags.threads,
+    benchSeconds: flags.benchSeconds,
+    costSeconds: Math.min(3, flags.benchSeconds / 2),
+    latencyCacheDir: flags.latencyCache ? undefined : false,
+    progress,
+    log: (line) => {
+      if (!flags.json) ctx.err(`${line}\n`);
+    },
+  });
+  const report = result.report;
+  const problem = reportProblem(report);
+  if (problem) throw new Error(`refusing to write an invalid report: ${problem}`);
+  const dir = await resolveReportDir('prune', flags.reportDir);
+  await atomicWriteDir(dir, async (tmp) => {
+    await writeFile(join(tmp, 'report.json'), reportJson(report));
+    await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
+    await writeFile(join(tmp, TARGET_CHART_FILE), result.chartSvg);
+  });
+  if (flags.json) ctx.out(reportJson(report));
+  else {
+    const d = result.details;
+    const lines = [targetSummary(d), `${verdictText(d.verdict)}; round ${d.chosenRound} written`];
+    if (result.f1) lines.push(`test F1 ${fmt.pct(result.f1.before.micro.f1)} → ${fmt.pct(result.f1.after.micro.f1)} (${((result.f1.after.micro.f1 - result.f1.before.micro.f1) * 100).toFixed(2)} pt)`);
+    lines.push(`model: ${result.outDir}`, '');
+    ctx.out(lines.join('\n'));
+  }
+  for (const w of report.warnings) ctx.err(`warning: ${w}\n`);
+  ctx.err(`report: ${dir}\n`);
+  return result.details.verdict === 'target-met' ? 0 : 1;
+}
+
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('prune')
@@ -187,9 +273,15 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--labels <file>', 'labels for a bare .onnx: one per line, or a JSON file with id2label')
     .option('--vocab <file>', 'vocab.txt for a bare .onnx')
     .requiredOption('-d, --data <file>', 'sentences to measure head importance on (JSONL or CoNLL; gold entities unless --no-labels)')
-    .requiredOption('--ratio <r>', 'fraction of all heads to remove: round(r × heads)', numberOption('--ratio', 0, 1))
+    .option('--ratio <r>', 'fraction of all heads to remove: round(r × heads)', numberOption('--ratio', 0, 1))
     .requiredOption('-o, --out <dir>', 'output model folder')
-    .option('--iterations <k>', 'prune in k rounds, rescoring between them', intOption('--iterations', 1, 1000), 1)
+    .option('--target-speedup <x>', 'instead of --ratio: remove heads, FFN neuron blocks and whole layers (least importance per millisecond saved) until original p50 ÷ pruned p50 ≥ x at --bench-seq × --bench-batch', numberOption('--target-speedup', 1, 1000))
+    .option('--target-latency-ms <t>', 'instead of --ratio: prune until the p50 at --bench-seq × --bench-batch is at most t ms', numberOption('--target-latency-ms', 0, 1e7))
+    .option('--min-f1 <pct>', 'with a target: stop when dev F1 (--dev) falls below this many percent; the round before is written', numberOption('--min-f1', 0, 100))
+    .option('--max-rounds <k>', 'with a target: most rounds in all (default --iterations + 3)', intOption('--max-rounds', 1, 1000))
+    .option('--neuron-block <n>', 'with a target: FFN neurons removed together (default intermediate size ÷ 32)', intOption('--neuron-block', 1))
+    .option('--no-latency-cache', 'with a target: measure the cost model again instead of reading ~/.cache/ranerc/latency')
+    .option('--iterations <k>', 'prune in k rounds, rescoring between them (default 1; with a target 3, each followed by recovery with --finetune)', intOption('--iterations', 1, 1000))
     .option('--importance-loss <kind>', 'crf (CRF NLL; default with crf.json), ce (token cross-entropy; default otherwise) or kl (label-free, KL to the original logits; best for later --iterations rounds)')
     .option('--no-labels', "score with the loss to the model's own argmax predictions instead of gold labels")
     .option('--ffn-ratio <r>', 'also remove this fraction of all FFN intermediate neurons', numberOption('--ffn-ratio', 0, 0.99))

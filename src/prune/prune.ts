@@ -167,7 +167,7 @@ function checkOptions(o: PruneOptions): void {
 }
 
 /** SHA-256 identifying a model's bytes (the ONNX file and its external data files). */
-async function modelHash(folder: ModelFolder): Promise<string> {
+export async function modelHash(folder: ModelFolder): Promise<string> {
   const parts = [await sha256File(folder.onnxPath)];
   for (const f of folder.externalDataFiles ?? []) parts.push(await sha256File(f));
   return parts.length === 1 ? parts[0] : sha256(parts.join('\n'));
@@ -236,7 +236,7 @@ function fixedDims(model: onnx.IModelProto): [number | undefined, number | undef
 }
 
 /** Batches to compare pruned and gated logits on: two shapes from the data (or the graph's fixed shape). */
-function checkBatches(batches: readonly ScoringBatch[], model: onnx.IModelProto, padId: number): ScoringBatch[] {
+export function checkBatches(batches: readonly ScoringBatch[], model: onnx.IModelProto, padId: number): ScoringBatch[] {
   const [fb, ft] = fixedDims(model);
   if (fb !== undefined || ft !== undefined) {
     const src = batches[batches.length - 1];

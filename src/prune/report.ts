@@ -5,6 +5,7 @@
 import { mdTable, registerDetailsRenderer } from '../report/markdown.js';
 import type { Report } from '../report/schema.js';
 import { fmt } from '../report/table.js';
+import { renderTargetDetails } from './target-report.js';
 
 /** One pruning round's scores, on the original (layer, head) grid; null = already removed. */
 export interface PruneRound {
@@ -107,6 +108,7 @@ function pct(x: number): string {
 }
 
 export function renderPruneDetails(report: Report): string {
+  if ((report.details as { mode?: unknown }).mode === 'target') return renderTargetDetails(report);
   const d = report.details as PruneDetails;
   const out: string[] = ['## Pruning', ''];
   out.push(
