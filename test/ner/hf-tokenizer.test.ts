@@ -36,8 +36,8 @@ describe('HfTokenizer (WordPiece tokenizer.json)', () => {
     expect(n).toBeGreaterThan(60_000);
   });
 
-  it('refuses BPE / Unigram tokenizer.json with an InputError', () => {
-    expect(() => HfTokenizer.fromJson({ model: { type: 'BPE', vocab: {}, merges: [] } }, {}, 'x/tokenizer.json')).toThrow(/"BPE" is not supported yet/);
+  it('refuses a WordLevel tokenizer.json with an InputError naming the model type', () => {
+    expect(() => HfTokenizer.fromJson({ model: { type: 'WordLevel', vocab: {} } }, {}, 'x/tokenizer.json')).toThrow(/"WordLevel" is not supported/);
   });
 });
 
