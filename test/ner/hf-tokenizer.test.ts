@@ -56,7 +56,8 @@ describe('loadTokenizer', () => {
       const out = await loadModelFolder({ model: join(tmp, 'out') });
       expect(out.tokenizerPath).toBe(join(tmp, 'out', 'tokenizer.json'));
       const viaJson = await loadTokenizer(out, 'tokenizer.json');
-      const viaVocab = await loadTokenizer(out);
+      const viaVocab = await loadTokenizer(out, 'vocab.txt');
+      expect(await loadTokenizer(out)).toBeInstanceOf(HfTokenizer); // auto: tokenizer.json first
       expect(viaJson).toBeInstanceOf(HfTokenizer);
       expect(viaVocab).toBeInstanceOf(WordPieceTokenizer);
       expect(viaJson.vocabSize).toBe(viaVocab.vocabSize);
