@@ -8,7 +8,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { readExamples } from '../ner/data.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import { newReport } from '../report/environment.js';
 import { summarizeModel } from '../report/models.js';
 import { withProgress } from '../report/progress.js';
@@ -92,7 +92,7 @@ async function runBench(ctx: CliContext, flags: BenchFlags): Promise<number> {
       hint: `pick sequence lengths (tokens incl. [CLS]/[SEP]) of at most ${folder.maxLength}`,
     });
   }
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   let inputs: BenchInputs;
   if (flags.data !== undefined) {
     const data = await readExamples(flags.data, { unknownTypes: 'skip' });

@@ -15,7 +15,7 @@ import { scoreSpans } from '../ner/metrics.js';
 import type { Entity, Example } from '../ner/types.js';
 import type { ModelFolder } from '../onnx/types.js';
 import { Predictor } from '../runtime/predict.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import { checkEquivalence, type EquivalenceResult } from '../onnx/convert/equivalence.js';
 import { loadModel } from '../onnx/external.js';
 import { loadModelFolder, writeModelFolder } from '../onnx/folder.js';
@@ -85,7 +85,7 @@ async function runConvert(ctx: CliContext, flags: ConvertFlags): Promise<number>
   const data = await readData(flags.data);
   const texts = data.examples.map((e) => e.text);
   if (texts.length === 0) throw new InputError('no texts in the --data file', { file: flags.data, hint: 'give texts to prove the conversion on' });
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   const eq = await withProgress('convert: proof', texts.length, { interactive: ctx.interactive, json: flags.json }, (bar) =>
     checkEquivalence(conv.source, { onnxPath: folder.onnxPath, crf: folder.crf! }, tokenizer, texts, conv.fixedLength, {
       threads: flags.threads,

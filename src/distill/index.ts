@@ -20,7 +20,7 @@ import { initBackend, type BackendInfo, type BackendPreference } from '../autodi
 import { InputError, UsageError } from '../errors.js';
 import { readExamples, readTextLines } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import { defaultOverlap } from '../ner/windows.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { encodeModel } from '../onnx/codec.js';
@@ -331,7 +331,7 @@ export async function distillStudent(opts: DistillOptions): Promise<DistillResul
   );
 
   // 3. student(s)
-  const tok = await WordPieceTokenizer.fromFiles(teacher.vocabPath, teacher.tokenizerConfig);
+  const tok = await loadTokenizer(teacher);
   const defaults = STUDENT_DEFAULTS[kind];
   const spec: StudentSpec = {
     kind,

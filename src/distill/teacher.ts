@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { float16ToFloat32, float32ToFloat16 } from '../onnx/tensor.js';
 import type { ModelFolder } from '../onnx/types.js';
+import { tokenizerFile } from '../ner/tokenizers/index.js';
 import { Predictor, type TextEmissions } from '../runtime/predict.js';
 import { atomicWriteFile, exists, sha256, sha256File } from '../util/fs.js';
 
@@ -76,7 +77,7 @@ export async function teacherCacheKey(
     format: FORMAT,
     onnx: await sha256File(folder.onnxPath),
     external: await Promise.all((folder.externalDataFiles ?? []).map((f) => sha256File(f))),
-    vocab: await sha256File(folder.vocabPath),
+    vocab: await sha256File(tokenizerFile(folder)),
     tokenizer: folder.tokenizerConfig,
     labels: folder.labels,
     windowSize: settings.windowSize,

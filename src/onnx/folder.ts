@@ -259,10 +259,17 @@ function normalizeTokenizerConfig(raw: Record<string, unknown>): TokenizerConfig
   return out;
 }
 
+/** Model types whose position ids are offset by padding_idx + 1 (Hugging Face's RoBERTa embeddings). */
+const ROBERTA_POSITIONS = new Set(['roberta', 'xlm-roberta', 'xlm-roberta-xl', 'camembert', 'longformer', 'data2vec-text']);
+
 /** model_max_length when sane (capped by max_position_embeddings), else max_position_embeddings, else 512. */
 export function resolveMaxLength(tok: TokenizerConfig, config: ModelConfig): number {
   const maxPos = config.max_position_embeddings;
-  const pos = typeof maxPos === 'number' && Number.isInteger(maxPos) && maxPos > 0 ? maxPos : undefined;
+  let pos = typeof maxPos === 'number' && Number.isInteger(maxPos) && maxPos > 0 ? maxPos : undefined;
+  // RoBERTa-family position ids start at padding_idx + 1 (create_position_ids_from_input_ids), so
+  // max_position_embeddings 514 holds 512 tokens
+  const pad = config.pad_token_id;
+  if (pos !== undefined && typeof pad === 'number' && ROBERTA_POSITIONS.has(String(config.model_type)) && pos > pad + 1) pos -= pad + 1;
   const mml = tok.model_max_length;
   if (typeof mml === 'number' && Number.isInteger(mml) && mml > 0 && mml <= SANE_MAX_LENGTH) return pos ? Math.min(mml, pos) : mml;
   return pos ?? DEFAULT_MAX_LENGTH;
@@ -422,23 +429,31 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
   config = { ...rawConfig, id2label } as ModelConfig;
   if (opts.labels || !isObject(rawConfig.label2id)) config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
 
-  // vocab
-  const vocabPath = opts.vocab ? resolve(opts.vocab) : join(dir, 'vocab.txt');
-  if (!(await isFile(vocabPath))) {
-    throw new InputError('vocab.txt not found', {
-      file: vocabPath,
-      hint: opts.vocab ? 'check the --vocab path' : 'put the WordPiece vocab.txt beside the model, or pass --vocab FILE',
+  // tokenizer: tokenizer.json (Hugging Face fast tokenizer: WordPiece, BPE or Unigram) and/or a WordPiece
+  // vocab.txt; an explicit --vocab wins over the folder's tokenizer.json
+  const jsonPath = join(dir, 'tokenizer.json');
+  const hasJson = !opts.vocab && (await isFile(jsonPath));
+  const vocabCandidate = opts.vocab ? resolve(opts.vocab) : join(dir, 'vocab.txt');
+  let vocabPath: string | undefined;
+  if (await isFile(vocabCandidate)) {
+    vocabPath = vocabCandidate;
+  } else if (opts.vocab || !hasJson) {
+    throw new InputError(opts.vocab ? 'vocab.txt not found' : 'no tokenizer: neither tokenizer.json nor vocab.txt is beside the model', {
+      file: vocabCandidate,
+      hint: opts.vocab ? 'check the --vocab path' : 'put the tokenizer.json (Hugging Face fast tokenizer) or the WordPiece vocab.txt the model was trained with beside it, or pass --vocab FILE',
     });
   }
-  const vocabText = await readText(vocabPath, 'vocab file', 'check the --vocab path');
-  const vocabLines = vocabText.split('\n');
-  if (vocabLines[vocabLines.length - 1] === '') vocabLines.pop();
-  if (vocabLines.length === 0) throw new InputError('the vocab file is empty', { file: vocabPath, hint: 'use the vocab.txt the model was trained with' });
-  if (typeof config.vocab_size === 'number' && vocabLines.length > config.vocab_size) {
-    throw new InputError(`vocab has ${vocabLines.length} tokens but config.json says vocab_size ${config.vocab_size}`, {
-      file: vocabPath,
-      hint: `token ids would run past the embedding table; use the vocab.txt that belongs to ${configPath}`,
-    });
+  if (vocabPath) {
+    const vocabText = await readText(vocabPath, 'vocab file', 'check the --vocab path');
+    const vocabLines = vocabText.split('\n');
+    if (vocabLines[vocabLines.length - 1] === '') vocabLines.pop();
+    if (vocabLines.length === 0) throw new InputError('the vocab file is empty', { file: vocabPath, hint: 'use the vocab.txt the model was trained with' });
+    if (typeof config.vocab_size === 'number' && vocabLines.length > config.vocab_size) {
+      throw new InputError(`vocab has ${vocabLines.length} tokens but config.json says vocab_size ${config.vocab_size}`, {
+        file: vocabPath,
+        hint: `token ids would run past the embedding table; use the vocab.txt that belongs to ${configPath}`,
+      });
+    }
   }
 
   // tokenizer_config.json
@@ -498,7 +513,6 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
     bare,
     config,
     labels,
-    vocabPath,
     tokenizerConfig,
     maxLength: resolveMaxLength(tokenizerConfig, config),
     extraFiles,
@@ -508,7 +522,8 @@ export async function loadModelFolder(opts: { model: string; labels?: string; vo
   if (converted) folder.conversion = converted.conversion;
   if (crf) folder.crf = crf;
   if (provenance) folder.provenance = provenance;
-  if (await isFile(join(dir, 'tokenizer.json'))) folder.tokenizerPath = join(dir, 'tokenizer.json');
+  if (vocabPath) folder.vocabPath = vocabPath;
+  if (hasJson) folder.tokenizerPath = jsonPath;
   return folder;
 }
 
@@ -586,7 +601,7 @@ export async function writeModelFolder(
     const saved = await saveModel(model, join(tmp, onnxRel), { externalData: opts.externalData ?? 'auto' });
     if (layout === 'optimum' && int8Ops.length > 0) await writeFile(join(tmp, 'ort_config.json'), json(ortConfig(model, int8Ops)));
     await writeFile(join(tmp, 'config.json'), json(config));
-    await copyFile(src.vocabPath, join(tmp, 'vocab.txt'));
+    if (src.vocabPath) await copyFile(src.vocabPath, join(tmp, 'vocab.txt'));
     for (const f of src.extraFiles) {
       if (REGENERATED.has(f)) continue;
       await mkdir(dirname(join(tmp, f)), { recursive: true });
@@ -596,7 +611,7 @@ export async function writeModelFolder(
       await writeFile(join(tmp, 'tokenizer_config.json'), json(src.tokenizerConfig));
     }
     // the fast-tokenizer file transformers.js and @huggingface/tokenizers read (a source's own is copied above)
-    if (!src.extraFiles.includes('tokenizer.json')) {
+    if (!src.extraFiles.includes('tokenizer.json') && src.vocabPath) {
       await writeBertTokenizerJson(tmp, parseVocab(await readFile(src.vocabPath, 'utf8')), src.tokenizerConfig, src.vocabPath);
     }
     if (crf) await writeFile(join(tmp, 'crf.json'), json(crfToJson(crf)));
@@ -637,7 +652,7 @@ export async function folderSize(folder: ModelFolder): Promise<{ onnxBytes: numb
   for (const f of external) onnxBytes += await size(f);
   let totalBytes = onnxBytes;
   for (const f of folder.extraFiles) totalBytes += await size(join(folder.dir, f));
-  if (!folder.extraFiles.includes(basename(folder.vocabPath)) || resolve(dirname(folder.vocabPath)) !== resolve(folder.dir)) {
+  if (folder.vocabPath && (!folder.extraFiles.includes(basename(folder.vocabPath)) || resolve(dirname(folder.vocabPath)) !== resolve(folder.dir))) {
     totalBytes += await size(folder.vocabPath);
   }
   return { onnxBytes, totalBytes };

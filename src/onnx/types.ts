@@ -52,8 +52,9 @@ export interface ModelFolder {
   config: ModelConfig;
   /** Label names by id (id2label in id order). */
   labels: string[];
-  vocabPath: string;
-  /** Absolute path of the folder's `tokenizer.json` (Hugging Face fast tokenizer), when it has one. */
+  /** Absolute path of the WordPiece vocab.txt (the folder's, or --vocab), when there is one. */
+  vocabPath?: string;
+  /** Absolute path of the folder's `tokenizer.json` (Hugging Face fast tokenizer), when it has one (and no --vocab was passed); commands read it in preference to vocab.txt. */
   tokenizerPath?: string;
   tokenizerConfig: TokenizerConfig;
   /** CRF transitions when the folder carries `crf.json`. */

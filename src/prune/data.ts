@@ -10,7 +10,7 @@
  */
 import type { LabelSet } from '../ner/labels.js';
 import { tokenTagIds } from '../ner/align.js';
-import type { WordPieceTokenizer } from '../ner/tokenizer.js';
+import type { NerTokenizer } from '../ner/tokenizers/index.js';
 import type { Example } from '../ner/types.js';
 import { ownerWindow, planWindows } from '../ner/windows.js';
 
@@ -46,7 +46,7 @@ export interface RowOptions {
 /** Rows of every example (gold labels from `labels`), in example order. */
 export function scoringRows(
   examples: readonly Example[],
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   labels: LabelSet,
   opts: RowOptions,
 ): ScoringRow[] {

@@ -17,7 +17,7 @@ import type { BackendPreference } from '../autodiff/backend.js';
 import { CURVE_FILE, finetuneModelFolder, type FinetuneOptions, type FinetuneResult } from '../autodiff/train/finetune.js';
 import { readExamples } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
 import { refuseSharedWeights } from './shared.js';
@@ -370,7 +370,7 @@ export async function pruneModelFolder(opts: PruneOptions): Promise<PruneResult>
 
   // data
   const labelSet = new LabelSet(folder.labels);
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   const read = await readExamples(opts.data, {
     types: labelSet.types,
     unknownTypes: target === 'predicted' || opts.skipUnknownTypes ? 'skip' : 'error',

@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphError } from '../errors.js';
 import { encodeModel, onnx } from '../onnx/codec.js';
 import { GraphIndex } from '../onnx/graph.js';
-import type { WordPieceTokenizer } from '../ner/tokenizer.js';
+import type { NerTokenizer } from '../ner/tokenizers/index.js';
 import { planWindows } from '../ner/windows.js';
 import {
   accumulateSqnr,
@@ -60,7 +60,7 @@ export interface BatchPlanOptions {
 
 /** Token windows of the texts, sorted by length and cut into padded batches (`planWindows` as eval). */
 export function planBatches(
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   texts: readonly string[],
   opts: BatchPlanOptions,
 ): { batches: TokenBatch[]; windows: number; tokens: number } {

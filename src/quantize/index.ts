@@ -8,7 +8,7 @@ import { extname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import { readExamples, readTextLines } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
 import { loadModel } from '../onnx/external.js';
@@ -135,7 +135,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     warnings.push('no node could be quantized; the output is the float model');
   }
 
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   const windowSize = opts.maxLength !== undefined ? opts.maxLength - 2 : folder.maxLength - 2;
   const overlap = opts.overlap ?? defaultOverlap(windowSize);
   const batchOpts = { windowSize, overlap, batchSize: opts.batchSize ?? DEFAULT_BATCH, maxBatchTokens: CALIB_MAX_BATCH_TOKENS };

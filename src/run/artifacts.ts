@@ -30,7 +30,7 @@ export async function copyModelFolder(src: string, dest: string): Promise<{ file
   add(folder.onnxPath, basename(folder.onnxPath));
   for (const f of folder.externalDataFiles ?? []) add(f, basename(f));
   for (const f of folder.extraFiles) files.set(f, join(folder.dir, f));
-  add(folder.vocabPath, 'vocab.txt');
+  if (folder.vocabPath) add(folder.vocabPath, 'vocab.txt');
   for (const [r, from] of files) {
     const to = join(dest, r);
     await mkdir(dirname(to), { recursive: true });

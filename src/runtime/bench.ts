@@ -7,7 +7,7 @@
  * p = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋]). `stdev` is the population standard deviation
  * (numpy's `np.std` with ddof = 0).
  */
-import type { WordPieceTokenizer } from '../ner/tokenizer.js';
+import type { NerTokenizer } from '../ner/tokenizers/index.js';
 import type { FlatBatch, NerSession } from './session.js';
 
 /** Summary of latency samples, in milliseconds. */
@@ -184,7 +184,7 @@ export interface BenchInputs {
 }
 
 /** What bench inputs need of a tokenizer. */
-export type BenchTokenizer = Pick<WordPieceTokenizer, 'clsId' | 'sepId' | 'padId' | 'vocabSize' | 'tokenize'>;
+export type BenchTokenizer = Pick<NerTokenizer, 'clsId' | 'sepId' | 'padId' | 'vocabSize' | 'tokenize'>;
 
 /** Seeded random token ids (seed 1), skipping the leading special/unused entries when the vocabulary is big enough. */
 export function syntheticBenchInputs(tokenizer: BenchTokenizer): BenchInputs {

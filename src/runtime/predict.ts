@@ -12,7 +12,7 @@
 import { GraphError } from '../errors.js';
 import { tagsToEntities } from '../ner/decode.js';
 import { LabelSet } from '../ner/labels.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer, type NerTokenizer } from '../ner/tokenizers/index.js';
 import type { Entity, Token } from '../ner/types.js';
 import { argmaxDecode, crfTagIds } from '../ner/viterbi.js';
 import { defaultOverlap, ownerWindow, planWindows } from '../ner/windows.js';
@@ -79,7 +79,7 @@ export class Predictor {
   private constructor(
     readonly folder: ModelFolder,
     readonly session: NerSession,
-    readonly tokenizer: WordPieceTokenizer,
+    readonly tokenizer: NerTokenizer,
     opts: PredictorOptions,
   ) {
     this.labels = new LabelSet(folder.labels);
@@ -103,7 +103,7 @@ export class Predictor {
 
   /** Open the folder's model and tokenizer. */
   static async open(folder: ModelFolder, opts: PredictorOptions = {}): Promise<Predictor> {
-    const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const tokenizer = await loadTokenizer(folder);
     const session = await NerSession.open(folder.onnxPath, opts);
     try {
       const p = new Predictor(folder, session, tokenizer, opts);

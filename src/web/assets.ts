@@ -69,6 +69,7 @@ export function ortFile(name: string): string {
 /** Why the folder's model cannot run in a page, or undefined when it can. */
 export function webUnsupported(folder: ModelFolder): string | undefined {
   if ((folder.externalDataFiles ?? []).length > 0) return 'the model keeps its weights in external data files';
+  if (!folder.vocabPath) return 'the in-browser page tokenizes with a WordPiece vocab.txt, and this model has only tokenizer.json';
   return undefined;
 }
 
@@ -77,6 +78,12 @@ export async function webSpec(
   folder: ModelFolder,
   opts: { model: string; window: number; overlap: number; batchSize?: number; maxBatchTokens?: number; onnx: string },
 ): Promise<WebModelSpec> {
+  if (!folder.vocabPath) {
+    throw new InputError('the in-browser page needs a WordPiece vocab.txt; this model has only tokenizer.json', {
+      file: folder.dir,
+      hint: 'serve it with `ranerc serve` (which reads tokenizer.json), or add the WordPiece vocab.txt of a BERT-style model',
+    });
+  }
   const vocab = parseVocab(await readFile(folder.vocabPath, 'utf8'));
   const graph = decodeModel(await readFile(folder.onnxPath), folder.onnxPath);
   const spec: WebModelSpec = {

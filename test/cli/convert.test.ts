@@ -34,7 +34,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'ranerc-convert-cli-'));
   // the dev sentences the graph can read whole, and the F1 of its own decode on them
   const folder = await loadModelFolder({ model: MODEL });
-  const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
   const examples = (await readExamples(DEV)).examples;
   const eq = await checkEquivalence(folder.conversion!.source, { onnxPath: folder.onnxPath, crf: folder.crf! }, tok, examples.map((e) => e.text), 64);
   const labels = new LabelSet(folder.labels);

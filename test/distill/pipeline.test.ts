@@ -51,7 +51,7 @@ describe('distillStudent on the tiny teacher', () => {
     expect(f.config.model_type).toBe('ranerc-bilstm-crf');
     expect(f.maxLength).toBe(teacher.maxLength);
     expect(f.crf?.labels).toEqual(teacher.labels);
-    expect(readFileSync(f.vocabPath, 'utf8')).toBe(readFileSync(teacher.vocabPath, 'utf8'));
+    expect(readFileSync(f.vocabPath as string, 'utf8')).toBe(readFileSync(teacher.vocabPath as string, 'utf8'));
     expect(existsSync(join(result.outDir, 'tokenizer_config.json'))).toBe(true);
     expect(existsSync(join(result.outDir, 'special_tokens_map.json'))).toBe(true);
     expect(existsSync(join(result.outDir, 'reference.json'))).toBe(false); // teacher test files are not copied

@@ -26,7 +26,7 @@ let examples: Example[];
 
 beforeAll(async () => {
   const folder = await loadModelFolder({ model: join(REPO, 'fixtures/teacher/model') });
-  tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
   examples = (await readExamples(join(REPO, 'fixtures/data/msra_train_sample.jsonl'))).examples;
 });
 

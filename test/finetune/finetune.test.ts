@@ -123,7 +123,7 @@ describe('finetuneModelFolder (CRF, wasm)', () => {
     try {
       for (const [name, v] of ex.variables) v.assign(tf.tensor(ck.weights.get(name)!, v.shape));
       const folder = await loadModelFolder({ model: result.outDir });
-      const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+      const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
       const texts = readFileSync(dev, 'utf8').split('\n').slice(0, 4).map((l) => (JSON.parse(l) as { text: string }).text);
       const toks = texts.map((t) => tok.tokenize(t).slice(0, folder.maxLength - 2));
       const S = Math.max(...toks.map((t) => t.length)) + 2;

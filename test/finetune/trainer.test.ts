@@ -46,7 +46,7 @@ beforeAll(async () => {
   folder = await loadModelFolder({ model: DIR });
   bytes = readFileSync(folder.onnxPath);
   model = decodeModel(bytes, folder.onnxPath);
-  tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
   const data = await readExamples(join(REPO, 'fixtures/data/msra_train_sample.jsonl'), { types: ['PER', 'LOC', 'ORG'] });
   rows = trainingRows(data.examples.slice(0, 40), tok, new LabelSet(folder.labels), { windowSize: folder.maxLength - 2, overlap: 31 });
 });

@@ -36,8 +36,8 @@ describe('HfTokenizer (WordPiece tokenizer.json)', () => {
     expect(n).toBeGreaterThan(60_000);
   });
 
-  it('refuses BPE / Unigram tokenizer.json with an InputError', () => {
-    expect(() => HfTokenizer.fromJson({ model: { type: 'BPE', vocab: {}, merges: [] } }, {}, 'x/tokenizer.json')).toThrow(/"BPE" is not supported yet/);
+  it('refuses a WordLevel tokenizer.json with an InputError naming the model type', () => {
+    expect(() => HfTokenizer.fromJson({ model: { type: 'WordLevel', vocab: {} } }, {}, 'x/tokenizer.json')).toThrow(/"WordLevel" is not supported/);
   });
 });
 
@@ -56,7 +56,8 @@ describe('loadTokenizer', () => {
       const out = await loadModelFolder({ model: join(tmp, 'out') });
       expect(out.tokenizerPath).toBe(join(tmp, 'out', 'tokenizer.json'));
       const viaJson = await loadTokenizer(out, 'tokenizer.json');
-      const viaVocab = await loadTokenizer(out);
+      const viaVocab = await loadTokenizer(out, 'vocab.txt');
+      expect(await loadTokenizer(out)).toBeInstanceOf(HfTokenizer); // auto: tokenizer.json first
       expect(viaJson).toBeInstanceOf(HfTokenizer);
       expect(viaVocab).toBeInstanceOf(WordPieceTokenizer);
       expect(viaJson.vocabSize).toBe(viaVocab.vocabSize);

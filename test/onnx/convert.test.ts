@@ -100,7 +100,7 @@ describe('proof against the graph\'s own decode', () => {
   it('the raw graph in onnxruntime gives the PyTorch predictions, and ranerc\'s Viterbi over the converted emissions gives the same tags (100%)', async () => {
     const folder = await loadModelFolder({ model: DIR });
     expect(folder.conversion?.kind).toBe('crf-in-graph');
-    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
     const texts = [...REF.predictions.texts, ...(await readExamples(join(REPO, 'fixtures/data/msra_test_sample.jsonl'))).examples.slice(0, 300).map((e) => e.text)];
     const eq = await checkEquivalence(RAW, { onnxPath: folder.onnxPath, crf: folder.crf! }, tok, texts, REF.pad_len);
     expect(eq.compared).toBeGreaterThan(400);
@@ -130,7 +130,7 @@ describe('orientation read from the arithmetic', () => {
     expect(conv.found.evidence.reduceAxis).toBe(2);
     conv.crf.transitions.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(REF.crf.transitions[i][j], 6)));
     const folder = await loadModelFolder({ model: dir });
-    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const tok = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
     const eq = await checkEquivalence(join(dir, 'model.onnx'), { onnxPath: folder.onnxPath, crf: folder.crf! }, tok, REF.predictions.texts, REF.pad_len);
     expect(eq.compared).toBeGreaterThan(200);
     expect(eq.words.matched).toBe(eq.positions);

@@ -84,7 +84,7 @@ describe('loadModelFolder: layouts', () => {
       expect(f.extraFiles).toEqual([]);
     }
     await inputError(loadModelFolder({ model: join(d, 'ner.onnx'), vocab: join(other, 'my-vocab.txt') }), join(d, 'config.json'), /no labels/);
-    await inputError(loadModelFolder({ model: join(d, 'ner.onnx'), labels: join(other, 'labels.txt') }), join(d, 'vocab.txt'), /vocab.txt not found/);
+    await inputError(loadModelFolder({ model: join(d, 'ner.onnx'), labels: join(other, 'labels.txt') }), join(d, 'vocab.txt'), /neither tokenizer.json nor vocab.txt/);
   });
 
   it('maxLength: model_max_length when sane, else max_position_embeddings; AddedToken objects are unwrapped', async () => {

@@ -31,7 +31,7 @@ const folder = await loadModelFolder({ model: DIR });
 const model = decodeModel(encodeModel((await import('../../src/onnx/external.js').then((m) => m.loadModel(folder.onnxPath))).model));
 const blocks = findAttentionBlocks(model).blocks;
 const labels = new LabelSet(folder.labels);
-const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath as string, folder.tokenizerConfig);
 const examples = (await readExamples(MSRA_DEV, { types: labels.types })).examples.slice(0, 120);
 const rows = scoringRows(examples, tokenizer, labels, { windowSize: folder.maxLength - 2, overlap: 16 });
 const batches = batchRows(rows, { maxRows: 16, maxTokens: 2048, padId: tokenizer.padId });

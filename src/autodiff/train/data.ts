@@ -18,7 +18,7 @@ import { GraphError } from '../../errors.js';
 import { tokenTagIds } from '../../ner/align.js';
 import { repairCut, shuffle } from '../../distill/batches.js';
 import type { LabelSet } from '../../ner/labels.js';
-import type { WordPieceTokenizer } from '../../ner/tokenizer.js';
+import type { NerTokenizer } from '../../ner/tokenizers/index.js';
 import type { Example } from '../../ner/types.js';
 import { ownerWindow, planWindows } from '../../ner/windows.js';
 import type { GraphIO } from '../executor.js';
@@ -45,7 +45,7 @@ export interface RowOptions {
 /** Training rows of every example, in example order (sentences without tokens give none). */
 export function trainingRows(
   examples: readonly Example[],
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   labels: LabelSet,
   opts: RowOptions,
 ): TrainRow[] {

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { InputError, UsageError } from '../../errors.js';
 import { readExamples, type ReadExamplesResult } from '../../ner/data.js';
 import { LabelSet } from '../../ner/labels.js';
-import { WordPieceTokenizer } from '../../ner/tokenizer.js';
+import { loadTokenizer } from '../../ner/tokenizers/index.js';
 import type { Example, F1Scores } from '../../ner/types.js';
 import { defaultOverlap } from '../../ner/windows.js';
 import type { onnx } from '../../onnx/codec.js';
@@ -242,7 +242,7 @@ export async function finetuneModelFolder(opts: FinetuneOptions): Promise<Finetu
   const loaded = await loadModel(folder.onnxPath);
   const model = loaded.model;
   const labelSet = new LabelSet(folder.labels);
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   const lossKind: LossKind = opts.loss === undefined || opts.loss === 'auto' ? (folder.crf ? 'crf' : 'ce') : opts.loss;
   if (lossKind === 'crf' && !folder.crf) {
     throw new UsageError('--loss crf needs a CRF, and the model folder has no crf.json', {

@@ -13,7 +13,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../../errors.js';
-import type { WordPieceTokenizer } from '../../ner/tokenizer.js';
+import type { NerTokenizer } from '../../ner/tokenizers/index.js';
 import type { CrfParams, Token } from '../../ner/types.js';
 import { viterbiDecode } from '../../ner/viterbi.js';
 
@@ -38,7 +38,7 @@ export interface EquivalenceResult {
 
 type Feed = (toks: Token[], P: number) => ort.Tensor;
 
-function rawFeeds(session: ort.InferenceSession, tok: WordPieceTokenizer, file: string): Map<string, Feed> {
+function rawFeeds(session: ort.InferenceSession, tok: NerTokenizer, file: string): Map<string, Feed> {
   const feeds = new Map<string, Feed>();
   const ids = (toks: Token[], P: number): number[] => {
     const out = new Array<number>(P).fill(tok.padId);
@@ -97,7 +97,7 @@ function rawFeeds(session: ort.InferenceSession, tok: WordPieceTokenizer, file: 
 export async function checkEquivalence(
   rawOnnxPath: string,
   converted: { onnxPath: string; crf: CrfParams },
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   texts: string[],
   fixedLength: number,
   opts: { threads?: number; onProgress?: (done: number, total: number) => void } = {},

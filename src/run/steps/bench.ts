@@ -7,7 +7,7 @@
  */
 import { InputError } from '../../errors.js';
 import { readExamples } from '../../ner/data.js';
-import { WordPieceTokenizer } from '../../ner/tokenizer.js';
+import { loadTokenizer } from '../../ner/tokenizers/index.js';
 import { loadModelFolder } from '../../onnx/folder.js';
 import { newReport } from '../../report/environment.js';
 import { summarizeModel } from '../../report/models.js';
@@ -25,7 +25,7 @@ interface Opened {
 
 /** Token ids for a model: from the data file's sentences, or seeded random ids over its vocabulary. */
 async function benchInputs(folder: Opened['folder'], dataPath: string | undefined): Promise<BenchInputs> {
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   if (dataPath !== undefined) {
     const data = await readExamples(dataPath, { unknownTypes: 'skip' });
     const inputs = textBenchInputs(
