@@ -20,7 +20,7 @@ import type { BackendPreference } from '../autodiff/backend.js';
 import { finetuneModelFolder } from '../autodiff/train/finetune.js';
 import { readExamples } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import type { Example } from '../ner/types.js';
 import { defaultOverlap } from '../ner/windows.js';
 import { findAttentionBlocks, requireAttentionBlocks, type AttentionBlock } from '../onnx/attention.js';
@@ -171,7 +171,7 @@ export async function pruneToTarget(opts: PruneTargetOptions): Promise<PruneTarg
 
   // data
   const labelSet = new LabelSet(folder.labels);
-  const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+  const tokenizer = await loadTokenizer(folder);
   const read = await readExamples(opts.data, { types: labelSet.types, unknownTypes: target === 'predicted' || importanceLoss === 'kl' || opts.skipUnknownTypes ? 'skip' : 'error' });
   const examples = opts.maxSentences ? read.examples.slice(0, opts.maxSentences) : read.examples;
   const windowSize = (opts.maxLength ?? folder.maxLength) - 2;

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import type { WordPieceTokenizer } from '../ner/tokenizer.js';
+import type { NerTokenizer } from '../ner/tokenizers/index.js';
 import type { Example, F1Scores } from '../ner/types.js';
 import type { onnx } from '../onnx/codec.js';
 import { saveModel } from '../onnx/external.js';
@@ -86,7 +86,7 @@ export interface CalibrationStage {
 export async function calibrateStage(
   model: onnx.IModelProto,
   plan: QuantPlan,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   texts: string[],
   file: string,
   opts: { method: CalibrationMethod; percentile?: number; threads?: number; batch: BatchSettings; withBar: WithBar },
@@ -150,7 +150,7 @@ export async function sqnrStage(
   plan: QuantPlan,
   full: RewriteResult,
   ranges: Map<string, TensorRange>,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   texts: string[],
   opts: { mode: QuantMode; threads?: number; batch: BatchSettings; withBar: WithBar },
 ): Promise<NodeSqnr[]> {
@@ -319,7 +319,7 @@ export async function latencyStage(
   floatPath: string,
   int8Path: string,
   folder: ModelFolder,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: NerTokenizer,
   texts: string[],
   opts: { seqLens: number[]; batchSizes: number[]; seconds: number; threads?: number; profile: boolean; withBar: WithBar },
 ): Promise<LatencyStage> {
