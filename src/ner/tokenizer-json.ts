@@ -152,3 +152,39 @@ export async function writeBertTokenizerJson(dir: string, vocab: readonly string
   await atomicWriteFile(path, `${JSON.stringify(doc, null, 2)}\n`);
   return path;
 }
+
+/**
+ * Whether a parsed tokenizer.json describes the same tokenizer as ranerc's WordPieceTokenizer over `vocab`
+ * with `config`: BertNormalizer with the same effective lower-casing, accent stripping and Chinese-character
+ * splitting, BertPreTokenizer, a WordPiece model with the same unknown token, `##` prefix, word-length limit
+ * and exactly this vocabulary (token i has id i), and no added token outside it. Pure. `loadTokenizer` then
+ * uses the hand-written WordPiece, which gives the library's ids on the shared corpora and is faster.
+ */
+export function isBertTokenizerOf(json: unknown, vocab: readonly string[], config: TokenizerConfig = {}): boolean {
+  if (json === null || typeof json !== 'object') return false;
+  const j = json as {
+    normalizer?: { type?: unknown; clean_text?: unknown; handle_chinese_chars?: unknown; strip_accents?: unknown; lowercase?: unknown } | null;
+    pre_tokenizer?: { type?: unknown } | null;
+    model?: { type?: unknown; unk_token?: unknown; continuing_subword_prefix?: unknown; max_input_chars_per_word?: unknown; vocab?: unknown } | null;
+    added_tokens?: unknown;
+  };
+  const want = bertTokenizerJson(vocab, config);
+  const n = j.normalizer;
+  if (!n || n.type !== 'BertNormalizer' || n.clean_text !== true) return false;
+  const lower = n.lowercase === true;
+  const strip = typeof n.strip_accents === 'boolean' ? n.strip_accents : lower;
+  const wn = want.normalizer;
+  if (lower !== wn.lowercase || strip !== (wn.strip_accents ?? wn.lowercase) || (n.handle_chinese_chars === true) !== wn.handle_chinese_chars) return false;
+  if (j.pre_tokenizer?.type !== 'BertPreTokenizer') return false;
+  const m = j.model;
+  if (!m || m.type !== 'WordPiece' || m.unk_token !== want.model.unk_token || m.continuing_subword_prefix !== '##') return false;
+  if (m.max_input_chars_per_word !== want.model.max_input_chars_per_word) return false;
+  if (m.vocab === null || typeof m.vocab !== 'object') return false;
+  const v = m.vocab as Record<string, unknown>;
+  if (Object.keys(v).length !== vocab.length || vocab.some((piece, i) => v[piece] !== i)) return false;
+  if (!Array.isArray(j.added_tokens)) return false;
+  return (j.added_tokens as unknown[]).every((t) => {
+    const a = t as { id?: unknown; content?: unknown };
+    return typeof a.id === 'number' && vocab[a.id] === a.content;
+  });
+}

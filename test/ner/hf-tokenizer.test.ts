@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bertTokenizerJson } from '../../src/ner/tokenizer-json.js';
+import { bertTokenizerJson, isBertTokenizerOf } from '../../src/ner/tokenizer-json.js';
 import { parseVocab, WordPieceTokenizer } from '../../src/ner/tokenizer.js';
 import { HfTokenizer } from '../../src/ner/tokenizers/hf.js';
 import type { TokenizerConfig } from '../../src/onnx/types.js';
@@ -41,9 +41,30 @@ describe('HfTokenizer (WordPiece tokenizer.json)', () => {
   });
 });
 
+describe('isBertTokenizerOf', () => {
+  const vocab = parseVocab(readFileSync(join(REPO, 'fixtures/tiny/wordpiece-en-op11/vocab.txt'), 'utf8'));
+  const config: TokenizerConfig = { do_lower_case: true };
+  it('is true for the BertConverter document of the same vocabulary and config, false when anything differs', () => {
+    expect(isBertTokenizerOf(bertTokenizerJson(vocab, config), vocab, config)).toBe(true);
+    // strip_accents null follows lowercase, as in the library: the same tokenizer
+    const cased = { do_lower_case: false };
+    const j = bertTokenizerJson(vocab, cased);
+    j.normalizer.strip_accents = false;
+    expect(isBertTokenizerOf(j, vocab, cased)).toBe(true);
+    expect(isBertTokenizerOf(bertTokenizerJson(vocab, cased), vocab, config)).toBe(false);
+    const swapped = [...vocab];
+    [swapped[200], swapped[201]] = [swapped[201], swapped[200]];
+    expect(isBertTokenizerOf(bertTokenizerJson(swapped, config), vocab, config)).toBe(false);
+    const extra = bertTokenizerJson(vocab, config);
+    extra.added_tokens.push({ id: vocab.length, content: '<new>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    expect(isBertTokenizerOf(extra, vocab, config)).toBe(false);
+    expect(isBertTokenizerOf({ ...bertTokenizerJson(vocab, config), pre_tokenizer: { type: 'Whitespace' } }, vocab, config)).toBe(false);
+  });
+});
+
 describe('loadTokenizer', () => {
   it('reads a written folder through tokenizer.json or vocab.txt with equal tokens', async () => {
-    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { loadModelFolder, writeModelFolder } = await import('../../src/onnx/folder.js');
     const { decodeModel } = await import('../../src/onnx/codec.js');
@@ -57,11 +78,21 @@ describe('loadTokenizer', () => {
       expect(out.tokenizerPath).toBe(join(tmp, 'out', 'tokenizer.json'));
       const viaJson = await loadTokenizer(out, 'tokenizer.json');
       const viaVocab = await loadTokenizer(out, 'vocab.txt');
-      expect(await loadTokenizer(out)).toBeInstanceOf(HfTokenizer); // auto: tokenizer.json first
+      // auto: the written tokenizer.json is the BERT tokenizer of the same vocab.txt → the WordPiece path
+      expect(await loadTokenizer(out)).toBeInstanceOf(WordPieceTokenizer);
       expect(viaJson).toBeInstanceOf(HfTokenizer);
       expect(viaVocab).toBeInstanceOf(WordPieceTokenizer);
       expect(viaJson.vocabSize).toBe(viaVocab.vocabSize);
       for (const text of EXTRA) expect(viaJson.tokenize(text)).toEqual(viaVocab.tokenize(text));
+      // a tokenizer.json that differs (no lower-casing) is what auto reads, and it tokenizes differently
+      const jsonPath = join(tmp, 'out', 'tokenizer.json');
+      const doc = JSON.parse(await readFile(jsonPath, 'utf8')) as { normalizer: { lowercase: boolean; strip_accents: boolean | null } };
+      doc.normalizer.lowercase = false;
+      doc.normalizer.strip_accents = false;
+      await writeFile(jsonPath, JSON.stringify(doc));
+      const auto = await loadTokenizer(out);
+      expect(auto).toBeInstanceOf(HfTokenizer);
+      expect(auto.tokenize(EXTRA[0]).map((t) => t.id)).not.toEqual(viaVocab.tokenize(EXTRA[0]).map((t) => t.id));
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
