@@ -19,11 +19,8 @@ import { cli, REPO } from '../cli/helpers.js';
 import { postPredict } from '../serve/helpers.js';
 
 const FAMILIES = join(REPO, 'fixtures/intake/families');
-/**
- * Fixture folders made elsewhere that join the matrix when present (the tokenizer.json-only RoBERTa / XLM-R
- * exports of fixtures/intake/make_roberta_xlmr.py, on the tok-families branch). Absent ones are skipped.
- */
-const EXTRA = ['roberta-bpe', 'xlmr-unigram'].filter((d) => existsSync(join(REPO, 'fixtures/intake', d, 'model.onnx')));
+/** The tokenizer.json-only RoBERTa / XLM-R exports of fixtures/intake/make_roberta_xlmr.py (required). */
+const EXTRA = ['roberta-bpe', 'xlmr-unigram'];
 const FOLDERS = [...readdirSync(FAMILIES).filter((d) => existsSync(join(FAMILIES, d, 'reference.json'))).sort(), ...EXTRA.map((d) => `../${d}`)];
 /** Folders whose layers share weights (prune refuses them). */
 const SHARED = new Set(['albert-op12']);
