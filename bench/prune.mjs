@@ -54,7 +54,7 @@ const opt = (name, dflt) => {
 };
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const teacher = opt('teacher', join(repo, 'fixtures/teacher/model'));
-const bertBase = opt('bert-base', existsSync('/work/cache/bert-base') ? '/work/cache/bert-base' : '/tmp/bert-base');
+const bertBase = opt('bert-base', '/tmp/bert-base');
 const brute = opt('brute', join(repo, 'fixtures/tiny/bio-crf-op14'));
 const data = opt('data', join(repo, 'fixtures/data/msra_dev_sample.jsonl'));
 const evalData = opt('eval', join(repo, 'fixtures/data/msra_test_sample.jsonl'));
