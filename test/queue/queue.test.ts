@@ -156,5 +156,5 @@ describe.skipIf(!REDIS_BIN)('distill teacher logits through the queue', () => {
     } finally {
       for (const w of workers) w.kill('SIGTERM');
     }
-  }, 120_000);
+  }, 300_000);
 });
