@@ -170,6 +170,7 @@ export function quantizeSummary(report: Report<QuantizeDetails>): string {
     : '';
   const head =
     autoText +
+    (d.auto && d.auto.detailsOf !== d.auto.chosen ? `below: the ${d.auto.detailsOf} candidate, NOT written ("after" is the float graph written)\n` : '') +
     `${d.weightsOnly ? 'weights-only' : d.mode} ${d.format.toUpperCase()} int8${d.perChannel ? ', per-channel weights' : ''}: ${d.nodes.quantized} nodes quantized, ` +
     `${d.nodes.leftInFloat} candidates left in float\n\n`;
   let table = renderTable(['model', 'size', 'params', 'F1 %', lat ? `p50 ms (seq ${lat.seqLen}, batch ${lat.batch})` : 'p50 ms'], rows, {
