@@ -85,6 +85,14 @@ export async function autoQuantizeModelFolder(opts: QuantizeOptions): Promise<Qu
   await mkdir(tmp, { recursive: true });
   try {
     const built = await buildCandidates({ ...opts, model: folder }, tmp);
+    // a candidate that missed the F1 budget (--max-f1-drop) is not eligible, however fast
+    for (const b of built) {
+      if (b.result?.budgetMet === false) {
+        const g = b.result.report.details.guard;
+        b.error = `the F1 budget of ${g?.maxF1DropPoints} points was not met (best drop ${g ? g.tries[g.chosen].dropPoints.toFixed(2) : '?'} points)`;
+        b.result = undefined;
+      }
+    }
     const ok = built.filter((b): b is Built & { result: QuantizeResult } => b.result !== undefined);
 
     // ---- timing: the float input and every candidate, interleaved, one process
