@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../errors.js';
+import { autoQuantizeModelFolder } from '../quantize/auto.js';
 import { quantizeModelFolder, type CalibrationMethod, type QuantFormat } from '../quantize/index.js';
 import { DEFAULT_PERCENTILE } from '../quantize/calibrate.js';
 import { quantizeSummary } from '../quantize/report.js';
@@ -47,7 +48,7 @@ interface QuantizeFlags extends ModelFlags, ReportFlags, WindowFlags {
 }
 
 const METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy'];
-const FORMATS: readonly QuantFormat[] = ['qdq', 'qoperator'];
+const FORMATS: readonly (QuantFormat | 'auto')[] = ['qdq', 'qoperator', 'auto'];
 
 async function runQuantize(ctx: CliContext, flags: QuantizeFlags): Promise<number> {
   if (!(METHODS as readonly string[]).includes(flags.method)) {
@@ -56,8 +57,8 @@ async function runQuantize(ctx: CliContext, flags: QuantizeFlags): Promise<numbe
     });
   }
   if (flags.format !== undefined && !(FORMATS as readonly string[]).includes(flags.format)) {
-    throw new UsageError(`--format must be qdq or qoperator, got "${flags.format}"`, {
-      hint: 'qdq (default) keeps float ops between QuantizeLinear/DequantizeLinear pairs; qoperator writes QLinearMatMul/MatMulInteger',
+    throw new UsageError(`--format must be qdq, qoperator or auto, got "${flags.format}"`, {
+      hint: 'qdq (default) keeps float ops between QuantizeLinear/DequantizeLinear pairs; qoperator writes QLinearMatMul/MatMulInteger; auto times QDQ, QOperator, dynamic and weights-only against the float model and keeps the fastest not slower than it',
     });
   }
   const exclude = (flags.exclude ?? []).flatMap((e) => e.split(',')).map((e) => e.trim()).filter((e) => e.length > 0);
@@ -79,7 +80,8 @@ async function runQuantize(ctx: CliContext, flags: QuantizeFlags): Promise<numbe
     bench: flags.bench ? { seq: flags.seq, batch: flags.benchBatch, seconds: flags.benchSeconds } : false,
     threads: flags.threads ?? 'default',
   };
-  const result = await quantizeModelFolder({
+  const auto = flags.format === 'auto';
+  const result = await (auto ? autoQuantizeModelFolder : quantizeModelFolder)({
     model: flags.model,
     labels: flags.labels,
     vocab: flags.vocab,
@@ -88,7 +90,7 @@ async function runQuantize(ctx: CliContext, flags: QuantizeFlags): Promise<numbe
     calibSize: flags.calibSize,
     method: flags.method as CalibrationMethod,
     percentile: flags.percentile,
-    format: flags.format as QuantFormat | undefined,
+    format: auto ? undefined : (flags.format as QuantFormat | undefined),
     perChannel: flags.perChannel,
     exclude,
     dynamic: flags.dynamic,
@@ -123,7 +125,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--calib-size <n>', 'use the first N calibration sentences', intOption('--calib-size', 1))
     .option('--method <name>', 'activation range calibration: minmax, percentile or entropy', 'minmax')
     .option('--percentile <p>', 'percentile kept by --method percentile', numberOption('--percentile', 50, 100), DEFAULT_PERCENTILE)
-    .option('--format <fmt>', 'qdq (QuantizeLinear/DequantizeLinear pairs, default) or qoperator (QLinearMatMul/MatMulInteger)')
+    .option('--format <fmt>', 'qdq (QuantizeLinear/DequantizeLinear pairs, default), qoperator (QLinearMatMul/MatMulInteger), or auto (build QDQ, QOperator, dynamic and weights-only, time them against the float model at --seq × --bench-batch, keep the fastest that is not slower; else the float graph)')
     .option('--per-channel', 'one weight scale per output channel (opset >= 13)')
     .option('--exclude <names...>', 'node names or op types to keep in float (space- or comma-separated)')
     .option('--dynamic', 'dynamic quantization (DynamicQuantizeLinear + MatMulInteger), no calibration')

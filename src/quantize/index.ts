@@ -23,7 +23,7 @@ import { peakRssBytes, type BenchRow } from '../runtime/bench.js';
 import { cpuFeatures } from '../runtime/cpu.js';
 import { sha256File } from '../util/fs.js';
 import { DEFAULT_PERCENTILE } from './calibrate.js';
-import { planQuantization } from './plan.js';
+import { planQuantization, weightsOnlyPlan } from './plan.js';
 import type { Range } from './qparams.js';
 import './report.js';
 import { rewriteModel } from './rewrite.js';
@@ -55,7 +55,7 @@ const CALIB_MAX_BATCH_TOKENS = 2048;
 const DEFAULT_SQNR_SENTENCES = 16;
 
 /** Read calibration texts: `.txt` one sentence per line, else JSONL/CoNLL (entities ignored). */
-async function readCalibTexts(path: string, limit?: number): Promise<{ texts: string[]; rest: string[]; format: string }> {
+export async function readCalibTexts(path: string, limit?: number): Promise<{ texts: string[]; rest: string[]; format: string }> {
   let examples: Example[];
   let format = 'text';
   if (extname(path).toLowerCase() === '.txt') examples = await readTextLines(path);
@@ -75,6 +75,10 @@ async function readCalibTexts(path: string, limit?: number): Promise<{ texts: st
 }
 
 function validate(opts: QuantizeOptions): { mode: QuantMode; format: QuantFormat } {
+  if (opts.weightsOnly) {
+    if (opts.dynamic) throw new UsageError('weights-only and dynamic quantization exclude each other', { hint: 'pick one' });
+    return { mode: 'static', format: 'qdq' };
+  }
   const mode: QuantMode = opts.dynamic ? 'dynamic' : 'static';
   if (opts.dynamic && opts.format === 'qdq') {
     throw new UsageError('--dynamic writes DynamicQuantizeLinear + MatMulInteger (operator format); --format qdq does not apply', {
@@ -127,6 +131,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
   timings.load = performance.now() - tStart;
   const perChannelAsked = opts.perChannel ?? false;
   let plan: QuantPlan = planQuantization(model, { format, mode, perChannel: perChannelAsked, exclude: opts.exclude });
+  if (opts.weightsOnly) plan = weightsOnlyPlan(plan);
   const warnings: string[] = [];
   if (perChannelAsked && !plan.perChannel) {
     warnings.push(`per-channel weights need opset 13 (DequantizeLinear axis); the model has opset ${plan.opset}, so weights are per tensor`);
@@ -146,7 +151,10 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
   const method = opts.method ?? 'minmax';
   let calibration: CalibrationSettings | undefined;
   let ranges = new Map<string, TensorRange>();
-  if (mode === 'static' && opts.calib) {
+  if (opts.calibrated && !opts.weightsOnly && mode === 'static') {
+    ranges = new Map(opts.calibrated.ranges.map((r) => [r.tensor, r]));
+    calibration = opts.calibrated.calibration;
+  } else if (mode === 'static' && opts.calib && !opts.weightsOnly) {
     const c = await calibrateStage(model, plan, tokenizer, calibTexts, opts.calib, { method, percentile: opts.percentile, threads: opts.threads, batch: batchOpts, withBar });
     ranges = c.ranges;
     plan = c.plan;
@@ -206,7 +214,8 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     format,
     perChannel: plan.perChannel,
     weights: 'int8 symmetric (zero point 0, [-127, 127])',
-    activations: mode === 'static' ? 'uint8 asymmetric (range widened to include 0)' : 'uint8 per batch (DynamicQuantizeLinear)',
+    weightsOnly: opts.weightsOnly ? true : undefined,
+    activations: opts.weightsOnly ? 'float (weights-only: DequantizeLinear on the int8 weights, float compute)' : mode === 'static' ? 'uint8 asymmetric (range widened to include 0)' : 'uint8 per batch (DynamicQuantizeLinear)',
     calibration: calibration
       ? { file: calibration.file, sha256: calibration.sha256, method, percentile: calibration.percentile, numBins: calibration.numBins, numQuantizedBins: calibration.numQuantizedBins, sentences: calibration.sentences, windows: calibration.windows, tokens: calibration.tokens }
       : undefined,
@@ -267,6 +276,7 @@ export async function quantizeModelFolder(opts: QuantizeOptions): Promise<Quanti
     mode,
     format,
     perChannel: plan.perChannel,
+    weightsOnly: opts.weightsOnly ? true : undefined,
     perChannelDowngraded: perChannelAsked && !plan.perChannel ? true : undefined,
     opset: plan.opset,
     calibration,

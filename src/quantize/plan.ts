@@ -312,3 +312,14 @@ export function withNodesInFloat(plan: QuantPlan, labels: ReadonlySet<string>, r
     ],
   };
 }
+
+/**
+ * The weights-only plan: each planned node keeps only its weight inputs (no activation Q/DQ, no
+ * calibrated outputs), so the QDQ rewrite puts DequantizeLinear on the int8 weights and the node
+ * computes in float. Nodes without a weight input (activation × activation products) stay float.
+ */
+export function weightsOnlyPlan(plan: QuantPlan): QuantPlan {
+  const noWeight = new Set(plan.nodes.filter((n) => !n.inputs.some((p) => p.kind === 'weight')).map((n) => n.label));
+  const kept = withNodesInFloat(plan, noWeight, () => 'weights-only: the node has no constant weight input');
+  return { ...kept, nodes: kept.nodes.map((n) => ({ ...n, inputs: n.inputs.filter((p) => p.kind === 'weight'), calibrateOutputs: [] })) };
+}

@@ -6,6 +6,7 @@ import { keyValueTable, mdTable, registerDetailsRenderer } from '../report/markd
 import type { ModelSummary, Report } from '../report/schema.js';
 import { profileMarkdown } from '../report/profile.js';
 import { fmt, renderTable } from '../report/table.js';
+import { autoTable } from './auto-select.js';
 import type { NodeSqnr, QuantizeDetails } from './types.js';
 
 function dbText(x: number | null): string {
@@ -37,6 +38,20 @@ export function sqnrTableMarkdown(rows: readonly NodeSqnr[], floatNodes: Readonl
 registerDetailsRenderer('quantize', (report) => {
   const d = report.details as QuantizeDetails;
   const out: string[] = ['## Quantization', ''];
+  if (d.auto) {
+    const a = d.auto;
+    const t = autoTable(a);
+    out.push(
+      '### --format auto',
+      '',
+      `Written: **${a.chosen === 'float' ? 'the float graph, unchanged' : a.chosen}** — ${a.reason}. Every candidate and the float input were timed in one process, ` +
+        `interleaved (${a.timing.rounds} rounds, ${a.timing.seconds} s per model and point, threads ${a.timing.threads}, ${a.timing.inputs} inputs). ` +
+        `A candidate slower than the input at any point is never chosen. The tables below describe ${a.detailsOf === a.chosen ? 'the written model' : `the ${a.detailsOf} candidate (not written)`}.`,
+      '',
+      mdTable(t.header, t.rows, t.header.map((_, i) => (i === 0 || i >= t.header.length - 2 ? 'l' : 'r'))),
+      '',
+    );
+  }
   out.push(
     keyValueTable(
       {
@@ -148,8 +163,15 @@ export function quantizeSummary(report: Report<QuantizeDetails>): string {
     latencyP50(m) === undefined ? '' : fmt.ms(latencyP50(m)!),
   ]);
   const lat = before.latency?.[0];
+  const auto = d.auto ? autoTable(d.auto) : undefined;
+  const autoText = auto
+    ? `--format auto: wrote ${d.auto!.chosen === 'float' ? 'the float graph unchanged' : d.auto!.chosen} (${d.auto!.reason})\n` +
+      renderTable(auto.header, auto.rows, { align: auto.header.map((_, i) => (i === 0 || i >= auto.header.length - 2 ? 'left' : 'right')) }) + '\n\n'
+    : '';
   const head =
-    `${d.mode} ${d.format.toUpperCase()} int8${d.perChannel ? ', per-channel weights' : ''}: ${d.nodes.quantized} nodes quantized, ` +
+    autoText +
+    (d.auto && d.auto.detailsOf !== d.auto.chosen ? `below: the ${d.auto.detailsOf} candidate, NOT written ("after" is the float graph written)\n` : '') +
+    `${d.weightsOnly ? 'weights-only' : d.mode} ${d.format.toUpperCase()} int8${d.perChannel ? ', per-channel weights' : ''}: ${d.nodes.quantized} nodes quantized, ` +
     `${d.nodes.leftInFloat} candidates left in float\n\n`;
   let table = renderTable(['model', 'size', 'params', 'F1 %', lat ? `p50 ms (seq ${lat.seqLen}, batch ${lat.batch})` : 'p50 ms'], rows, {
     align: ['left', 'right', 'right', 'right', 'right'],

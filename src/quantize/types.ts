@@ -9,6 +9,7 @@ import type { Report } from '../report/schema.js';
 import type { BenchRow } from '../runtime/bench.js';
 import type { CpuFeatures } from '../runtime/cpu.js';
 import type { ProfileDetails } from '../runtime/profile.js';
+import type { AutoDetails } from './auto-select.js';
 import type { QParams } from './qparams.js';
 
 /** Where the quantized model's integer arithmetic is expressed. */
@@ -171,6 +172,10 @@ export interface QuantizeDetails {
   mode: QuantMode;
   format: QuantFormat;
   perChannel: boolean;
+  /** Weights-only: int8 weight storage, DequantizeLinear on the weights, float compute (no activation Q/DQ). */
+  weightsOnly?: true;
+  /** `--format auto`: the candidates timed and which one was written (src/quantize/auto.ts). */
+  auto?: AutoDetails;
   /** Per-channel was asked for but the model's opset forced per-tensor weights. */
   perChannelDowngraded?: boolean;
   opset: number;
@@ -227,6 +232,10 @@ export interface QuantizeOptions {
   /** Node names or op types to leave in float. */
   exclude?: string[];
   dynamic?: boolean;
+  /** Weights-only: int8 weights behind DequantizeLinear, float activations and compute (no calibration). */
+  weightsOnly?: boolean;
+  /** Activation ranges already calibrated (shared between `--format auto` candidates): skips calibration. */
+  calibrated?: { ranges: TensorRange[]; calibration: CalibrationSettings };
   /** Labelled data for F1 before/after. */
   eval?: string;
   /** F1 budget in points; needs `eval`. */

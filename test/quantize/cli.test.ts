@@ -157,7 +157,7 @@ describe('ranerc quantize', () => {
       [['--model', MODEL, '--out', out], /needs calibration data \(--calib\)/],
       [['--model', MODEL, '--calib', CALIB, '--out', out, '--max-f1-drop', '1'], /--max-f1-drop needs --eval/],
       [['--model', MODEL, '--calib', CALIB, '--out', out, '--method', 'kl'], /--method must be one of minmax, percentile, entropy/],
-      [['--model', MODEL, '--calib', CALIB, '--out', out, '--format', 'int4'], /--format must be qdq or qoperator/],
+      [['--model', MODEL, '--calib', CALIB, '--out', out, '--format', 'int4'], /--format must be qdq, qoperator or auto/],
       [['--model', MODEL, '--calib', CALIB, '--out', out, '--exclude', 'NoSuchNode'], /--exclude "NoSuchNode" matches no node/],
       [['--model', MODEL, '--dynamic', '--format', 'qdq', '--out', out], /--format qdq does not apply/],
       [['--model', join(TMP, 'missing'), '--calib', CALIB, '--out', out], /model path does not exist/],

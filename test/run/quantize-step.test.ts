@@ -84,4 +84,22 @@ describe('a quantize step', () => {
     expect(() => parseRecipe(recipeText.replace('per-channel: true', 'max-f1-drop: 1'), '/r.yaml')).toThrow('steps.int8.max-f1-drop: needs eval');
     expect(() => parseRecipe(recipeText.replace('calib-size: 50', 'dynamic: true\n    format: qdq'), '/r.yaml')).toThrow('steps.int8.format: dynamic quantization writes');
   });
+
+  it('format auto: the step times the candidates, records what it chose, and its artifact is that model', async () => {
+    const autoText = recipeText
+      .replace('calib-size: 50', 'calib-size: 20\n    format: auto\n    bench-seq: [16]\n    bench-seconds: 0.2')
+      .replace('name: quantize-test', 'name: quantize-auto-test');
+    await writeFile(join(dir, 'auto.yaml'), autoText);
+    const r = await runRecipe(await loadRecipe(join(dir, 'auto.yaml')), { outDir: join(dir, 'out-auto'), interactive: false, log: () => undefined });
+    const facts = r.steps.find((s) => s.spec.name === 'int8')!.manifest.outcome.facts!;
+    expect(['qdq', 'qoperator', 'dynamic', 'weights-only', 'float']).toContain(facts.autoChosen);
+    const rep = await readReport(join(r.outDir, 'steps', 'int8'));
+    const auto = (rep.details as { auto: { chosen: string; candidates: Array<{ name: string; points: Array<{ seqLen: number }> }> } }).auto;
+    expect(auto.chosen).toBe(facts.autoChosen);
+    expect(auto.candidates.map((c) => c.name).sort()).toEqual(['dynamic', 'qdq', 'qoperator', 'weights-only']);
+    for (const c of auto.candidates) expect(c.points.map((p) => p.seqLen)).toEqual([16]);
+    const { model } = await loadModel(join(r.outDir, 'artifacts', 'int8', 'model', 'model.onnx'));
+    const ops = new Set((model.graph?.node ?? []).map((n) => n.opType));
+    expect(ops.has('DequantizeLinear') || ops.has('MatMulInteger')).toBe(facts.autoChosen !== 'float');
+  }, 120_000);
 });
