@@ -8,7 +8,7 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RanercError, UsageError } from '../errors.js';
-import { WordPieceTokenizer } from '../ner/tokenizer.js';
+import { loadTokenizer } from '../ner/tokenizers/index.js';
 import { loadModel } from '../onnx/external.js';
 import { loadModelFolder, writeModelFolder } from '../onnx/folder.js';
 import { newReport, ranercVersion } from '../report/environment.js';
@@ -96,7 +96,7 @@ export async function autoQuantizeModelFolder(opts: QuantizeOptions): Promise<Qu
     const ok = built.filter((b): b is Built & { result: QuantizeResult } => b.result !== undefined);
 
     // ---- timing: the float input and every candidate, interleaved, one process
-    const tokenizer = await WordPieceTokenizer.fromFiles(folder.vocabPath, folder.tokenizerConfig);
+    const tokenizer = await loadTokenizer(folder);
     const texts = opts.calib ? (await readCalibTexts(opts.calib, opts.calibSize)).texts : [];
     const inputs = texts.length > 0 ? textBenchInputs(tokenizer, texts) : syntheticBenchInputs(tokenizer);
     const paths = [folder.onnxPath, ...ok.map((b) => b.result.onnxPath)];
