@@ -3,6 +3,7 @@
  * offsets): the normalized text aligned to source characters, byte-level (GPT-2) symbol decoding, and
  * ranerc's word rule for BPE / Unigram tokens. See docs/tokenizers.md for the rules and why.
  */
+import { isCjkIdeograph } from '../tokenizer.js';
 
 /** A normalized string and, per UTF-16 unit of it, the [start, end) UTF-16 span of the source it came from. */
 export interface AlignedText {
@@ -154,19 +155,8 @@ export function wordSymbols(word: string, mode: { byteLevel: boolean; metaspace?
   return out;
 }
 
-/** BERT's `_is_chinese_char` ranges (CJK Unified Ideographs blocks). */
-export function isCjkCodePoint(cp: number): boolean {
-  return (
-    (cp >= 0x4e00 && cp <= 0x9fff) ||
-    (cp >= 0x3400 && cp <= 0x4dbf) ||
-    (cp >= 0x20000 && cp <= 0x2a6df) ||
-    (cp >= 0x2a700 && cp <= 0x2b73f) ||
-    (cp >= 0x2b740 && cp <= 0x2b81f) ||
-    (cp >= 0x2b820 && cp <= 0x2ceaf) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0x2f800 && cp <= 0x2fa1f)
-  );
-}
+/** BERT's `_is_chinese_char` ranges (CJK Unified Ideographs blocks): the WordPiece path's own test. */
+export const isCjkCodePoint = isCjkIdeograph;
 
 /** What the word rule needs of a token. */
 export interface WordRuleToken {
