@@ -125,14 +125,14 @@ export function crfSequenceNll(
   return logZ - gold;
 }
 
-/** log Σ over all label paths of exp(score) by enumeration (tests only: Lⁿ paths). */
-export function crfBruteForceLogZ(em: number[][], crf: CrfArrays): number {
+/** Every label path of the CRF with its score (start + emissions + transitions + end), by enumeration (tests only: Lⁿ paths). */
+export function crfBruteForcePaths(em: number[][], crf: CrfArrays): Array<{ path: number[]; score: number }> {
   const n = em.length;
   const L = crf.L;
-  const scores: number[] = [];
-  const path = new Array<number>(n).fill(0);
+  const out: Array<{ path: number[]; score: number }> = [];
   const total = L ** n;
   for (let k = 0; k < total; k++) {
+    const path = new Array<number>(n);
     let r = k;
     for (let t = n - 1; t >= 0; t--) {
       path[t] = r % L;
@@ -140,8 +140,14 @@ export function crfBruteForceLogZ(em: number[][], crf: CrfArrays): number {
     }
     let s = crf.start[path[0]] + em[0][path[0]];
     for (let t = 1; t < n; t++) s += crf.trans[path[t - 1] * L + path[t]] + em[t][path[t]];
-    scores.push(s + crf.end[path[n - 1]]);
+    out.push({ path, score: s + crf.end[path[n - 1]] });
   }
+  return out;
+}
+
+/** log Σ over all label paths of exp(score) by enumeration (tests only: Lⁿ paths). */
+export function crfBruteForceLogZ(em: number[][], crf: CrfArrays): number {
+  const scores = crfBruteForcePaths(em, crf).map((p) => p.score);
   const m = Math.max(...scores);
   return m + Math.log(scores.reduce((a, s) => a + Math.exp(s - m), 0));
 }

@@ -19,7 +19,7 @@
  * differentiation of forward–backward (tangents of the log-α and log-β recursions): O(n·L²), the cost of
  * forward–backward itself. The raw-score gradient carries the extra 1/T of the tempered scores.
  */
-import type { CrfArrays, CrfGrads } from './crf.js';
+import { crfBruteForcePaths, type CrfArrays, type CrfGrads } from './crf.js';
 
 /** Forward–backward tables of the tempered CRF over n rows of emissions (log space, float64). */
 interface Tables {
@@ -199,29 +199,14 @@ export function crfMarginalKl(
  * Per-token marginals by enumerating all Lⁿ label paths of the CRF at temperature T (tests only).
  */
 export function crfBruteForceMarginals(em: number[][], crf: CrfArrays, T = 1): number[][] {
-  const n = em.length;
-  const L = crf.L;
-  const total = L ** n;
-  const path = new Array<number>(n).fill(0);
-  const scores: number[] = [];
-  const paths: number[][] = [];
-  for (let k = 0; k < total; k++) {
-    let r = k;
-    for (let t = n - 1; t >= 0; t--) {
-      path[t] = r % L;
-      r = Math.floor(r / L);
-    }
-    let s = crf.start[path[0]] + em[0][path[0]];
-    for (let t = 1; t < n; t++) s += crf.trans[path[t - 1] * L + path[t]] + em[t][path[t]];
-    scores.push((s + crf.end[path[n - 1]]) / T);
-    paths.push([...path]);
-  }
+  const all = crfBruteForcePaths(em, crf);
+  const scores = all.map((p) => p.score / T);
   const m = Math.max(...scores);
   const z = scores.reduce((acc, s) => acc + Math.exp(s - m), 0);
-  const out = Array.from({ length: n }, () => new Array<number>(L).fill(0));
+  const out = Array.from({ length: em.length }, () => new Array<number>(crf.L).fill(0));
   scores.forEach((s, k) => {
     const p = Math.exp(s - m) / z;
-    for (let t = 0; t < n; t++) out[t][paths[k][t]] += p;
+    for (let t = 0; t < em.length; t++) out[t][all[k].path[t]] += p;
   });
   return out;
 }
