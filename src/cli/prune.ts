@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import type { BackendPreference } from '../autodiff/backend.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { createProgress } from '../report/progress.js';
-import { reportProblem } from '../report/schema.js';
+import { reportProblem, type Report } from '../report/schema.js';
 import { fmt, renderTable } from '../report/table.js';
 import { reportJson, resolveReportDir } from '../report/write.js';
 import { HEATMAP_FILE, pruneModelFolder, type PruneResult } from '../prune/prune.js';
@@ -179,20 +179,27 @@ async function runPrune(ctx: CliContext, flags: PruneFlags): Promise<number> {
     },
   });
   const report = result.report;
-  const problem = reportProblem(report);
-  if (problem) throw new Error(`refusing to write an invalid report: ${problem}`);
-  const dir = await resolveReportDir('prune', flags.reportDir);
-  await atomicWriteDir(dir, async (tmp) => {
-    await writeFile(join(tmp, 'report.json'), reportJson(report));
-    await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
-    await writeFile(join(tmp, HEATMAP_FILE), result.heatmapSvg);
-    if (result.finetune) await writeFile(join(tmp, result.finetune.curveFile), result.finetune.curveSvg);
-  });
+  const pictures: Record<string, string> = { [HEATMAP_FILE]: result.heatmapSvg };
+  if (result.finetune) pictures[result.finetune.curveFile] = result.finetune.curveSvg;
+  const dir = await writePruneReport(report, flags.reportDir, pictures);
   if (flags.json) ctx.out(reportJson(report));
   else ctx.out(pruneSummary(result));
   for (const w of report.warnings) ctx.err(`warning: ${w}\n`);
   ctx.err(`report: ${dir}\n`);
   return 0;
+}
+
+/** The report folder (report.json, report.md and the pictures), checked against the schema and written atomically. */
+async function writePruneReport(report: Report, reportDir: string | undefined, pictures: Record<string, string>): Promise<string> {
+  const problem = reportProblem(report);
+  if (problem) throw new Error(`refusing to write an invalid report: ${problem}`);
+  const dir = await resolveReportDir('prune', reportDir);
+  await atomicWriteDir(dir, async (tmp) => {
+    await writeFile(join(tmp, 'report.json'), reportJson(report));
+    await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
+    for (const [file, svg] of Object.entries(pictures)) await writeFile(join(tmp, file), svg);
+  });
+  return dir;
 }
 
 /** `--target-speedup` / `--target-latency-ms`: src/prune/target-run.ts. */
@@ -243,14 +250,7 @@ async function runPruneTarget(ctx: CliContext, flags: PruneFlags): Promise<numbe
     },
   });
   const report = result.report;
-  const problem = reportProblem(report);
-  if (problem) throw new Error(`refusing to write an invalid report: ${problem}`);
-  const dir = await resolveReportDir('prune', flags.reportDir);
-  await atomicWriteDir(dir, async (tmp) => {
-    await writeFile(join(tmp, 'report.json'), reportJson(report));
-    await writeFile(join(tmp, 'report.md'), renderMarkdown(report));
-    await writeFile(join(tmp, TARGET_CHART_FILE), result.chartSvg);
-  });
+  const dir = await writePruneReport(report, flags.reportDir, { [TARGET_CHART_FILE]: result.chartSvg });
   if (flags.json) ctx.out(reportJson(report));
   else {
     const d = result.details;
