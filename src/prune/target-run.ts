@@ -16,7 +16,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphError, InputError, UsageError } from '../errors.js';
-import type { BackendPreference } from '../autodiff/backend.js';
 import { finetuneModelFolder } from '../autodiff/train/finetune.js';
 import { readExamples } from '../ner/data.js';
 import { LabelSet } from '../ner/labels.js';
@@ -39,20 +38,21 @@ import type { F1Scores } from '../ner/types.js';
 import { batchRows, defaultBatchTokens, scoringRows } from './data.js';
 import { computeImportance, type ImportanceLoss, type LossTarget } from './importance.js';
 import { measureCostModel } from './latency.js';
-import { checkBatches, compareLatency, equivalenceCheck, EQUIVALENCE_TOLERANCE, modelHash, type LatencyComparison, type PruneFinetuneOptions } from './prune.js';
+import { checkBatches, compareLatency, equivalenceCheck, EQUIVALENCE_TOLERANCE, modelHash, type LatencyComparison, type PruneFinetuneOptions, type PruneOptions } from './prune.js';
 import './report.js';
 import { gatedModel, pruneModel, type PrunePlan } from './surgery.js';
 import { runTargetLoop } from './target-loop.js';
 import { TARGET_CHART_FILE, targetChartSvg, type PruneTargetDetails, type TargetLayerRow, type TargetRoundRow } from './target-report.js';
 import type { LayerScores, Selection } from './target.js';
 
-export interface PruneTargetOptions {
-  model: string;
-  labels?: string;
-  vocab?: string;
-  /** Data the importance is measured on. */
-  data: string;
-  out: string;
+/** Options shared with `pruneModelFolder` (documented there). */
+type SharedPruneOptions = Pick<
+  PruneOptions,
+  | 'model' | 'labels' | 'vocab' | 'data' | 'out' | 'eval' | 'target' | 'importanceLoss' | 'skipUnknownTypes' | 'maxSentences'
+  | 'maxLength' | 'overlap' | 'batchRows' | 'maxBatchTokens' | 'backend' | 'threads' | 'progress' | 'log'
+>;
+
+export interface PruneTargetOptions extends SharedPruneOptions {
   /** Wanted speed-up (original p50 ÷ pruned p50), or a p50 in ms; exactly one. */
   targetSpeedup?: number;
   targetLatencyMs?: number;
@@ -68,28 +68,14 @@ export interface PruneTargetOptions {
   dev?: string;
   /** Recovery fine-tuning after every round (train data; dev is `dev`). */
   recovery?: Omit<PruneFinetuneOptions, 'dev'>;
-  /** Labelled test data: F1 of the original and the result. */
-  eval?: string;
   /** FFN neurons removed together (default: intermediate size ÷ 32, at least 8). */
   neuronBlock?: number;
-  target?: LossTarget;
-  importanceLoss?: ImportanceLoss;
-  skipUnknownTypes?: boolean;
-  maxSentences?: number;
-  maxLength?: number;
-  overlap?: number;
-  batchRows?: number;
-  maxBatchTokens?: number;
-  backend?: BackendPreference;
-  threads?: number;
   /** Timed seconds of the original and the round's model together, per round (default 6). */
   benchSeconds?: number;
   /** Timed seconds per variant of the cost model (default 3). */
   costSeconds?: number;
   /** Cost model cache folder (default ~/.cache/ranerc/latency); false: measure every time. */
   latencyCacheDir?: string | false;
-  progress?: (title: string, total: number) => Progress;
-  log?: (line: string) => void;
 }
 
 export interface PruneTargetResult {
